@@ -1,0 +1,131 @@
+"""Device, dtype and seed: chosen in one place for every lab and test.
+
+cuda -> mps -> cpu; bf16 autocast where the device supports it, fp16 with a
+gradient scaler where it does not, plain fp32 on CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import random
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+def get_device(preference: str | torch.device = "auto") -> torch.device:
+    """Return the device to use: 'auto' picks cuda, then mps, then cpu."""
+    if isinstance(preference, torch.device):
+        return preference
+    pref = (preference or "auto").lower()
+    if pref == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if pref.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"DEVICE={preference!r} was requested but CUDA is not available; use 'auto' or 'cpu'.")
+    if pref == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("DEVICE='mps' was requested but MPS is not available; use 'auto' or 'cpu'.")
+    if pref.split(":")[0] not in {"cpu", "cuda", "mps"}:
+        raise ValueError(f"Unknown DEVICE={preference!r}: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'.")
+    return torch.device(pref)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How to run the forward pass on a device."""
+
+    device_type: str  # 'cuda', 'mps' or 'cpu'
+    dtype: torch.dtype  # autocast dtype; torch.float32 means no autocast
+    use_scaler: bool  # True only for fp16, whose gradients can underflow
+
+    @property
+    def name(self) -> str:
+        return {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}[self.dtype]
+
+
+def best_precision(device: torch.device | str = "auto", prefer: str = "auto") -> Precision:
+    """bf16 where supported, fp16 + GradScaler where not, fp32 on CPU.
+
+    ``prefer`` forces 'fp32', 'bf16' or 'fp16' (e.g. for a memory comparison).
+    """
+    device = get_device(device)
+    if prefer == "fp32" or (prefer == "auto" and device.type == "cpu"):
+        return Precision(device.type, torch.float32, False)
+    if prefer == "bf16" or prefer == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return Precision(device.type, torch.bfloat16, False)
+        if prefer == "bf16":
+            if device.type == "cpu":
+                return Precision(device.type, torch.bfloat16, False)
+            raise ValueError(f"bf16 is not supported on {device}; use prefer='auto'.")
+    if device.type == "cpu":
+        raise ValueError("fp16 autocast with a gradient scaler needs a GPU; on CPU use 'fp32' or 'bf16'.")
+    return Precision(device.type, torch.float16, device.type == "cuda")
+
+
+def autocast(precision: Precision):
+    """Autocast context for ``precision`` (a no-op for fp32)."""
+    if precision.dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=precision.device_type, dtype=precision.dtype)
+
+
+def grad_scaler(precision: Precision) -> torch.amp.GradScaler:
+    """A GradScaler that is active only when fp16 needs one."""
+    return torch.amp.GradScaler(precision.device_type, enabled=precision.use_scaler)
+
+
+def set_seed(seed: int = 0, deterministic: bool = False) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def smoke_mode(default: bool | None = None) -> bool:
+    """True when COURSE_SMOKE=1 (CI): labs shrink to tiny sizes."""
+    value = os.environ.get("COURSE_SMOKE")
+    if value is None:
+        return bool(default)
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def environment_report(device: torch.device | str = "auto", show: bool = True) -> dict:
+    """Versions, device, precision and hub status; each lab prints it in its second cell."""
+    from . import hub  # local import: hub imports this module
+
+    device = get_device(device)
+    precision = best_precision(device)
+    report = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "precision": precision.name,
+        "cpu_threads": torch.get_num_threads(),
+        "smoke": smoke_mode(),
+        "hub": "online" if hub.hub_reachable() else "offline",
+        "DIALOGSUM_DIR": os.environ.get("DIALOGSUM_DIR", "(unset)"),
+    }
+    for pkg in ("transformers", "datasets", "tokenizers", "evaluate"):
+        try:
+            report[pkg] = __import__(pkg).__version__
+        except ImportError:
+            report[pkg] = "not installed"
+    if show:
+        width = max(map(len, report))
+        for key, value in report.items():
+            print(f"{key:<{width}}  {value}")
+    return report
