@@ -145,8 +145,6 @@ def _register_builtin_fallbacks() -> None:
 def _auto_class(task: str):
     import transformers
 
-    if task not in TASKS:
-        raise ValueError(f"task={task!r} is not one of {TASKS}.")
     return {
         "seq2seq": transformers.AutoModelForSeq2SeqLM,
         "causal": transformers.AutoModelForCausalLM,
@@ -164,6 +162,8 @@ def _from_hf(name: str, task: str | None, local_only: bool, **kwargs):
 
 
 def _load(name: str, task: str | None, **kwargs):
+    if task is not None and task not in TASKS:
+        raise ValueError(f"task={task!r} is not one of {TASKS}.")
     what = "tokenizer" if task is None else "model"
     start = time.perf_counter()
     errors = []

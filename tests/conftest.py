@@ -1,0 +1,20 @@
+"""Shared test setup: never touch the network; find the real DialogSum in ../shared."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DIALOGSUM = Path(os.environ.get("DIALOGSUM_DIR", REPO.parent / "shared" / "data" / "dialogsum"))
+
+
+@pytest.fixture
+def real_dialogsum_dir() -> Path:
+    """The real DialogSum (upstream JSONL), which lives outside the repo."""
+    if not (SHARED_DIALOGSUM / "dialogsum.train.jsonl").exists():
+        pytest.skip(f"real DialogSum not found at {SHARED_DIALOGSUM} (set DIALOGSUM_DIR)")
+    return SHARED_DIALOGSUM

@@ -1,0 +1,61 @@
+import pytest
+import torch
+
+from course_lib import device as dev
+
+
+def test_auto_picks_cpu_without_accelerators():
+    expected = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
+    assert dev.get_device("auto").type == expected
+
+
+def test_bad_device_names_raise_clear_errors():
+    with pytest.raises(ValueError, match="Unknown DEVICE"):
+        dev.get_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            dev.get_device("cuda")
+
+
+def test_cpu_precision_is_plain_fp32_and_autocast_is_a_no_op():
+    p = dev.best_precision("cpu")
+    assert (p.dtype, p.use_scaler, p.name) == (torch.float32, False, "fp32")
+    layer = torch.nn.Linear(4, 4)
+    with dev.autocast(p):
+        assert layer(torch.randn(2, 4)).dtype == torch.float32
+    assert not dev.grad_scaler(p).is_enabled()
+
+
+def test_cpu_bf16_autocast_when_asked():
+    p = dev.best_precision("cpu", prefer="bf16")
+    with dev.autocast(p):
+        assert torch.nn.Linear(4, 4)(torch.randn(2, 4)).dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="needs a GPU"):
+        dev.best_precision("cpu", prefer="fp16")
+
+
+def test_seed_makes_torch_numpy_python_repeatable():
+    import random
+
+    import numpy as np
+
+    dev.set_seed(7)
+    a = (torch.rand(3), np.random.rand(3), random.random())
+    dev.set_seed(7)
+    b = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(a[0], b[0]) and (a[1] == b[1]).all() and a[2] == b[2]
+
+
+def test_smoke_mode_reads_environment(monkeypatch):
+    monkeypatch.setenv("COURSE_SMOKE", "1")
+    assert dev.smoke_mode()
+    monkeypatch.setenv("COURSE_SMOKE", "0")
+    assert not dev.smoke_mode()
+
+
+def test_environment_report_logs_device_for_the_runner(tmp_path, monkeypatch):
+    log = tmp_path / "served.jsonl"
+    monkeypatch.setenv("COURSE_SERVED_LOG", str(log))
+    report = dev.environment_report("cpu", show=False)
+    assert report["device"] == "cpu" and report["torch"] == torch.__version__
+    assert '"what": "environment"' in log.read_text()

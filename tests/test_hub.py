@@ -1,0 +1,89 @@
+import json
+import socket
+import time
+
+import pytest
+import torch
+
+from course_lib import hub, standins
+
+
+@pytest.fixture(autouse=True)
+def fresh_probe(monkeypatch):
+    monkeypatch.setattr(hub, "_REACHABLE", {})
+    yield
+
+
+def test_offline_flag_short_circuits(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.perf_counter()
+    assert hub.hub_reachable() is False
+    assert time.perf_counter() - start < 0.05
+
+
+def test_a_hanging_network_costs_at_most_the_timeout(monkeypatch):
+    """Simulate a black-holed connection (no packets leave): the probe gives up on time."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+    def hang(*args, **kwargs):
+        time.sleep(30)
+
+    monkeypatch.setattr(socket, "create_connection", hang)
+    start = time.perf_counter()
+    assert hub.hub_reachable(timeout=1.0) is False
+    elapsed = time.perf_counter() - start
+    assert elapsed < 1.5, f"fallback took {elapsed:.2f} s"
+    assert hub.os.environ["HF_HUB_OFFLINE"] == "1"  # libraries below skip the network from now on
+
+
+def test_this_machine_falls_back_fast_without_network(monkeypatch):
+    """The real network here has no route to the hub: deciding so must take seconds, not minutes."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    start = time.perf_counter()
+    reachable = hub.hub_reachable(timeout=2.0)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 2.5, f"probe took {elapsed:.2f} s"
+    if reachable:
+        pytest.skip("the hub is reachable from here; nothing to fall back from")
+
+
+def test_bert_names_serve_the_packaged_pretrained_minilm(tmp_path, monkeypatch):
+    log = tmp_path / "served.jsonl"
+    monkeypatch.setenv("COURSE_SERVED_LOG", str(log))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model, tok = hub.load_model_and_tokenizer("bert-base-uncased", task="encoder")
+    record = hub.served()[-1]
+    assert record.kind == "packaged" and record.is_real and "MiniLM" in record.served
+    assert json.loads(log.read_text().splitlines()[0])["kind"] == "packaged"
+    # independent reference: sentence-transformers loads the same folder and mean-pools the same outputs
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(str(standins.packaged_minilm_dir()), device="cpu")
+    sentence = "The teacher taught the student with the book."
+    expected = st.encode([sentence], convert_to_tensor=True, normalize_embeddings=False)[0]
+    enc = tok(sentence, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**enc).last_hidden_state[0]
+    mean = hidden.mean(0)
+    got = torch.nn.functional.normalize(mean, dim=0)  # all-MiniLM-L6-v2 normalises after pooling
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_unknown_model_offline_says_what_to_do(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match="no stand-in"):
+        hub.load_model("someone/unknown-model-xyz", task="causal")
+
+
+def test_wrong_task_for_a_stand_in_is_explained(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match="no 'masked' head"):
+        hub.load_model("bert-base-uncased", task="masked")
+    with pytest.raises(ValueError, match="task="):
+        hub.load_model("bert-base-uncased", task="vision")
+
+
+def test_non_dialogsum_dataset_offline_fails_clearly(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match="only for DialogSum"):
+        hub.load_dataset("squad")

@@ -1,0 +1,40 @@
+"""Every lab in labs/ runs offline in smoke mode (a new lab is covered the moment it lands)."""
+
+import json
+
+import pytest
+
+from course_lib import labs
+
+LABS = labs.discover()
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("path", LABS, ids=[p.stem for p in LABS])
+def test_lab_runs_in_smoke_mode(path, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = labs.run_lab(path, tmp_path, smoke=True, timeout=600, html=False)
+    assert result.status == "ok", f"{path.name} {result.status}:\n{result.error}"
+    assert result.device != "?", "the lab's second cell must call environment_report()"
+    print(f"{path.stem}: {result.seconds:.1f} s, served: {result.served}")
+
+
+def test_runner_reports_failures_and_timeouts(tmp_path):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    lab_dir = tmp_path / "labs"
+    lab_dir.mkdir()
+    for name, code in {"01_ok": "x = 1", "02_fails": "raise ValueError('boom')", "03_hangs": "import time; time.sleep(60)"}.items():
+        nb = new_notebook(cells=[new_code_cell("SMOKE = False", metadata={"tags": ["parameters"]}), new_code_cell(code)])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, lab_dir / f"{name}.ipynb")
+    out = tmp_path / "build"
+    results = {p.stem: labs.run_lab(p, out, smoke=True, timeout=12, html=True) for p in labs.discover(lab_dir)}
+    assert results["01_ok"].status == "ok" and (out / "01_ok.html").exists()
+    assert results["02_fails"].status == "failed" and "boom" in results["02_fails"].error
+    assert results["03_hangs"].status == "timeout"
+    executed = nbformat.read(out / "01_ok.ipynb", as_version=4)
+    assert any("SMOKE = True" in c.source for c in executed.cells), "papermill must inject SMOKE"
+    table = labs.summary_table(list(results.values()))
+    assert "| 02_fails | failed |" in table and json.dumps([r.status for r in results.values()])
