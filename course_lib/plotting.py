@@ -111,3 +111,39 @@ def plot_similarity_matrix(sim, labels, ax=None):
             ax.text(j, i, f"{sim[i, j]:.2f}", ha="center", va="center", fontsize=7, color="w" if sim[i, j] < 0.6 else "k")
     plt.colorbar(image, ax=ax, fraction=0.046)
     return ax
+
+
+# --- Lab 03: pretraining (course_lib.training histories) -------------------------
+
+
+def _smooth(values, window: int):
+    import numpy as np
+
+    values = np.asarray(values, dtype=float)
+    if window <= 1 or len(values) < window:
+        return values
+    kernel = np.ones(window) / window
+    head = np.cumsum(values[: window - 1]) / np.arange(1, window)  # short running mean at the start
+    return np.concatenate([head, np.convolve(values, kernel, mode="valid")])
+
+
+def plot_loss_curves(histories, ax=None, smooth: int = 1, eval_only: bool = False, title: str = "Loss curves"):
+    """Training loss (thin, optionally smoothed) and evaluation loss (markers) per step.
+
+    ``histories`` is one course_lib.training.History or a dict {label: History}.
+    """
+    ax = _axes(ax, figsize=(7, 4))
+    if hasattr(histories, "loss"):
+        histories = {"train": histories}
+    for i, (label, h) in enumerate(histories.items()):
+        color = f"C{i}"
+        if not eval_only and h.loss:
+            ax.plot(h.step, _smooth(h.loss, smooth), color=color, lw=1.2, alpha=0.9, label=f"{label} (train)")
+        if h.eval_loss:
+            ax.plot(h.eval_step, h.eval_loss, "o--", color=color, ms=4, lw=1, label=f"{label} (eval)")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("cross-entropy loss (nats / token)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
