@@ -1,0 +1,106 @@
+"""Evaluating generated text: ROUGE against references, and perplexity.
+
+ROUGE (Lin, 2004) goes through Hugging Face ``evaluate`` with a metric module
+that ships inside course_lib (``course_lib/metrics/rouge``), so it loads without
+the hub. Scores are F-measures with Porter stemming, as ``rouge_score`` computes
+them; a prediction with several references scores against its best match.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+METRIC_DIR = Path(__file__).resolve().parent / "metrics" / "rouge"
+ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+
+_METRIC = None
+
+
+def rouge_metric():
+    """The course's ROUGE ``evaluate`` module (loaded once per process, offline)."""
+    global _METRIC
+    if _METRIC is None:
+        import evaluate
+
+        _METRIC = evaluate.load(str(METRIC_DIR))
+    return _METRIC
+
+
+def _as_reference_lists(references) -> list[list[str]]:
+    out = []
+    for i, ref in enumerate(references):
+        refs = [ref] if isinstance(ref, str) else list(ref) if isinstance(ref, (list, tuple)) else None
+        if not refs or not all(isinstance(r, str) for r in refs):
+            raise ValueError(f"reference {i} must be a string or a non-empty list of strings, got {ref!r}.")
+        out.append(refs)
+    return out
+
+
+def rouge(predictions: Sequence[str], references: Sequence, use_stemmer: bool = True, per_example: bool = False) -> dict:
+    """ROUGE-1/2/L/Lsum F-measures, mean over examples (or per example with ``per_example=True``).
+
+    Each reference is a string or a list of strings (best-matching reference wins).
+    """
+    if isinstance(predictions, str) or isinstance(references, str):
+        raise ValueError("predictions and references must be lists (one entry per example), not a single string.")
+    predictions, references = list(predictions), _as_reference_lists(references)
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions but {len(references)} references; pass one reference (or list) per prediction.")
+    if not predictions:
+        raise ValueError("rouge() needs at least one prediction.")
+    bad = [i for i, p in enumerate(predictions) if not isinstance(p, str)]
+    if bad:
+        raise ValueError(f"predictions {bad[:5]} are not strings; decode token ids to text first.")
+    scores = rouge_metric().compute(predictions=predictions, references=references, use_stemmer=use_stemmer,
+                                    use_aggregator=not per_example)
+    return {k: scores[k] for k in ROUGE_KEYS}
+
+
+# --- perplexity -----------------------------------------------------------------
+
+
+@torch.no_grad()
+def token_nll(model, tokenizer, texts: Sequence[str], sources: Sequence[str] | None = None, batch_size: int = 8,
+              max_length: int = 512) -> tuple[float, int]:
+    """Summed negative log-likelihood (nats) of ``texts`` under ``model`` and the number of tokens scored.
+
+    Encoder-decoder models score ``texts`` as targets given ``sources``; causal models score every
+    token of ``texts`` after the first.
+    """
+    if sources is not None and len(sources) != len(texts):
+        raise ValueError(f"{len(sources)} sources for {len(texts)} texts; give one source per text.")
+    seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
+    if seq2seq and sources is None:
+        raise ValueError("An encoder-decoder model scores a text given a source: pass sources=[...].")
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for start in range(0, len(texts), batch_size):
+        chunk = list(texts[start : start + batch_size])
+        enc = tokenizer(chunk, return_tensors="pt", padding=True, truncation=True, max_length=max_length).to(device)
+        if seq2seq:
+            src = tokenizer(list(sources[start : start + batch_size]), return_tensors="pt", padding=True, truncation=True,
+                            max_length=max_length).to(device)
+            labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)  # (B, T)
+            logits = model(**src, labels=labels).logits  # (B, T, V)
+            targets = labels
+        else:
+            logits = model(**enc).logits[:, :-1]  # (B, T-1, V): position t predicts token t+1
+            targets = enc["input_ids"][:, 1:].masked_fill(enc["attention_mask"][:, 1:] == 0, -100)
+        nll = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100, reduction="sum")
+        total += float(nll)
+        count += int((targets != -100).sum())
+    return total, count
+
+
+def perplexity(model, tokenizer, texts: Sequence[str], sources: Sequence[str] | None = None, **kwargs) -> float:
+    """exp(mean token negative log-likelihood): the number of equally likely tokens the model is choosing among."""
+    if not texts:
+        raise ValueError("perplexity() needs at least one text.")
+    total, count = token_nll(model, tokenizer, texts, sources, **kwargs)
+    if count == 0:
+        raise ValueError("No tokens to score: the texts are empty after tokenization.")
+    return math.exp(total / count)
