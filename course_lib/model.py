@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .attention import AttentionCache, MultiHeadAttention, padding_mask, positional_encoding
+from .generation import GenerationSettings, next_token
 
 # ----------------------------------------------------------------------------- components
 
@@ -324,7 +325,7 @@ class DecoderOnlyLM(_Model):
     def generate(self, input_ids, max_new_tokens: int, attention_mask=None, use_cache: bool = True, **sampling):
         """Prompt (B, T) -> prompt + up to max_new_tokens new ids. Left-pad batched prompts.
 
-        sampling: do_sample, temperature, top_k, top_p, eos_token_id, generator (see ``choose_next_token``).
+        sampling: do_sample, temperature, top_k, top_p (``course_lib.generation``), eos_token_id, generator.
         """
         _check_generate_args(input_ids, max_new_tokens, self.config)
         if input_ids.shape[1] + max_new_tokens > self.config.max_seq_len:
@@ -413,22 +414,6 @@ class EncoderDecoder(_Model):
 # ----------------------------------------------------------------------------- decoding
 
 
-def choose_next_token(logits, do_sample=False, temperature=1.0, top_k=None, top_p=None, generator=None):
-    """(B, V) logits -> (B,) ids: argmax (greedy) or a draw from the (filtered) softmax."""
-    if not do_sample:
-        return logits.argmax(dim=-1)
-    if temperature != 1.0 or top_k is not None or top_p is not None:
-        from .generation import apply_temperature, top_k_filter, top_p_filter
-
-        logits = apply_temperature(logits, temperature)
-        if top_k is not None:
-            logits = top_k_filter(logits, top_k)
-        if top_p is not None:
-            logits = top_p_filter(logits, top_p)
-    probs = torch.softmax(logits.float(), dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-
-
 class _Stepper:
     """Picks each step's tokens and tracks which sequences have emitted eos."""
 
@@ -438,12 +423,13 @@ class _Stepper:
         if unknown:
             raise TypeError(f"generate() got unknown arguments {sorted(unknown)}; allowed: {sorted(allowed)}.")
         self.eos = sampling.pop("eos_token_id", config.eos_token_id)
-        self.pad, self.sampling = config.pad_token_id, sampling
+        self.generator = sampling.pop("generator", None)
+        self.settings = GenerationSettings(**sampling).validate()  # temperature, top-k, top-p as in course_lib.generation
+        self.pad = config.pad_token_id
         self.done = torch.zeros(batch, dtype=torch.bool, device=device)
 
     def __call__(self, logits):
-        nxt = choose_next_token(logits, **self.sampling)
-        nxt = nxt.masked_fill(self.done, self.pad)  # finished sequences only pad
+        nxt = next_token(logits, self.settings, self.generator).masked_fill(self.done, self.pad)  # finished: pad
         if self.eos is not None:
             self.done |= nxt == self.eos
         return nxt

@@ -221,3 +221,14 @@ def test_config_and_input_errors():
         model.generate(torch.zeros(1, 30, dtype=torch.long), 5)
     with pytest.raises(TypeError, match="unknown arguments"):
         model.generate(torch.zeros(1, 3, dtype=torch.long), 2, beams=4)
+
+
+def test_sampling_with_top_k_one_is_greedy_and_settings_are_checked():
+    torch.manual_seed(0)
+    model = DecoderOnlyLM(tiny(eos_token_id=None))
+    prompt = torch.randint(3, 37, (2, 3))
+    greedy = model.generate(prompt, 8)
+    sampled = model.generate(prompt, 8, do_sample=True, top_k=1, temperature=0.7, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(sampled, greedy)
+    with pytest.raises(ValueError, match="temperature"):
+        model.generate(prompt, 2, do_sample=True, temperature=0.0)
