@@ -78,6 +78,8 @@ def plot_vocab_tradeoff(table, d_model: int = 512, ax=None):
     ax = _axes(ax, figsize=(7, 4))
     ax.plot(table["vocab_size"], table["tokens"], "o-", color="C0")
     ax.set_xscale("log")
+    ax.set_xticks(list(table["vocab_size"]), [str(v) for v in table["vocab_size"]], fontsize=8)
+    ax.minorticks_off()
     ax.set_xlabel("vocabulary size (log scale)")
     ax.set_ylabel("tokens for the held-out text", color="C0")
     twin = ax.twinx()
