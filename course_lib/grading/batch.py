@@ -1,0 +1,184 @@
+"""Grade a class: every ``submissions/<student>/<lab>.ipynb``, in parallel, one process each.
+
+Each submission is graded by ``python -m course_lib.grading.autograde`` in its
+own process group, under a wall-clock limit; whatever happens to one (a hung
+worker, a crash of the grader itself) becomes a zero with a reason on that
+student's rows and the batch goes on. Results: ``grades.csv`` (one row per
+student, lab and exercise), ``totals.csv`` and ``feedback/<student>/<lab>.html``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import notebook as nbf
+from .autograde import ExerciseGrade, SubmissionResult, read_result
+from .execute import Limits
+
+REPO = Path(__file__).resolve().parents[2]
+GRADE_COLUMNS = ["student", "lab", "exercise", "points", "max_points", "status", "reason"]
+_STUDENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
+
+
+@dataclass
+class GradingConfig:
+    labs_dir: Path = REPO / "labs"  # instructor versions (the labs as committed)
+    out_dir: Path = REPO / "grades"  # grades.csv, totals.csv, feedback/, results/
+    workers: int = 2  # submissions graded at the same time
+    limits: Limits = field(default_factory=Limits)  # per-submission time, memory and restarts
+    feedback: bool = True  # write per-student HTML feedback
+
+
+@dataclass
+class Job:
+    student: str
+    lab: Path  # instructor notebook
+    submission: Path
+
+
+def find_jobs(submissions: str | Path, labs_dir: str | Path) -> tuple[list[Job], list[str]]:
+    """Pair each submitted notebook with its lab by file name; return the jobs and what was skipped and why."""
+    submissions, labs_dir = Path(submissions), Path(labs_dir)
+    if not submissions.is_dir():
+        raise FileNotFoundError(f"{submissions} is not a folder. Expected submissions/<student>/<lab>.ipynb.")
+    labs = {p.stem: p for p in sorted(labs_dir.glob("[0-9][0-9]_*.ipynb"))}
+    if not labs:
+        raise FileNotFoundError(f"No labs (NN_name.ipynb) in {labs_dir}.")
+    jobs, skipped = [], []
+    for student_dir in sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if not _STUDENT_RE.match(student_dir.name):
+            skipped.append(f"{student_dir.name!r}: not a usable student id (letters, digits, . _ @ -)")
+            continue
+        for nb in sorted(student_dir.glob("*.ipynb")):
+            lab = labs.get(nb.stem)
+            if lab is None:  # accept '02.ipynb' or '02_anything.ipynb' when the number is unique
+                number = nb.stem[:2]
+                matches = [p for stem, p in labs.items() if stem[:2] == number] if number.isdigit() else []
+                lab = matches[0] if len(matches) == 1 else None
+            if lab is None:
+                skipped.append(f"{student_dir.name}/{nb.name}: no lab with that name in {labs_dir}")
+                continue
+            jobs.append(Job(student_dir.name, lab, nb))
+    return jobs, skipped
+
+
+def _grade_one(job: Job, config: GradingConfig) -> SubmissionResult:
+    out = Path(config.out_dir)
+    result_path = out / "results" / job.student / f"{job.lab.stem}.json"
+    result_path.parent.mkdir(parents=True, exist_ok=True)
+    result_path.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "course_lib.grading.autograde", str(job.lab), str(job.submission), str(result_path),
+           "--student", job.student, "--limits", json.dumps(asdict(config.limits))]
+    if config.feedback:
+        cmd += ["--feedback", str(out / "feedback" / job.student / f"{job.lab.stem}.html")]
+    wall = config.limits.time_limit + 180  # kernel start-up, replays and feedback on top of the notebook's limit
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    try:
+        _, stderr = proc.communicate(timeout=wall)
+        problem = "" if proc.returncode == 0 else f"the grader process failed (exit {proc.returncode}): {stderr.strip()[-400:]}"
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        problem = f"the grader process was stopped after {wall:.0f} s"
+    if not problem and result_path.exists():
+        return read_result(result_path)
+    result = SubmissionResult(job.student, job.lab.stem, seconds=time.perf_counter() - start, error=problem or "no result written")
+    result.grades = [ExerciseGrade(e.name, e.kind, 0.0, e.points, "failed", result.error) for e in nbf.exercises(nbf.read(job.lab))]
+    return result
+
+
+def grade_all(jobs: list[Job], config: GradingConfig, progress: bool = True) -> list[SubmissionResult]:
+    """Grade every job with ``config.workers`` processes at a time; results in job order."""
+    if config.workers < 1:
+        raise ValueError(f"workers={config.workers}: need at least 1.")
+    results: dict[int, SubmissionResult] = {}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(jobs), desc="grading", unit="submission")
+    with ThreadPoolExecutor(max_workers=config.workers) as pool:
+        futures = {pool.submit(_grade_one, job, config): k for k, job in enumerate(jobs)}
+        for future in as_completed(futures):
+            results[futures[future]] = future.result()
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    return [results[k] for k in range(len(jobs))]
+
+
+def grade_rows(results: list[SubmissionResult]) -> list[dict]:
+    """One row per student, lab and exercise (points empty where grading is by hand)."""
+    return [{"student": r.student, "lab": r.lab, "exercise": g.exercise, "points": "" if g.points is None else g.points,
+             "max_points": g.max_points, "status": g.status, "reason": g.reason} for r in results for g in r.grades]
+
+
+def apply_manual_grades(results: list[SubmissionResult], path: str | Path) -> int:
+    """Fill hand-graded points from a CSV with columns student, lab, exercise, points; return how many."""
+    path = Path(path)
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        need = {"student", "lab", "exercise", "points"}
+        if not reader.fieldnames or not need <= set(reader.fieldnames):
+            raise ValueError(f"{path}: needs the columns {sorted(need)}; found {reader.fieldnames}.")
+        given = {(row["student"], row["lab"], row["exercise"]): row["points"] for row in reader if row["points"].strip()}
+    applied = 0
+    for r in results:
+        for g in r.grades:
+            value = given.get((r.student, r.lab, g.exercise))
+            if value is None or g.kind != "written":
+                continue
+            points = float(value)
+            if not 0 <= points <= g.max_points:
+                raise ValueError(f"{path}: {r.student}/{r.lab}/{g.exercise} has {points} points; the maximum is {g.max_points}.")
+            g.points, g.status, g.reason = points, "graded by hand", "graded by hand"
+            applied += 1
+    return applied
+
+
+def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> Path:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(buf.getvalue(), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def write_tables(results: list[SubmissionResult], out_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``grades.csv`` and ``totals.csv`` (student, lab, points, max_points, pending_by_hand)."""
+    out_dir = Path(out_dir)
+    grades = _write_csv(out_dir / "grades.csv", GRADE_COLUMNS, grade_rows(results))
+    totals = [{"student": r.student, "lab": r.lab, "points": r.points, "max_points": r.max_points,
+               "pending_by_hand": sum(g.max_points for g in r.grades if g.points is None)} for r in results]
+    return grades, _write_csv(out_dir / "totals.csv", ["student", "lab", "points", "max_points", "pending_by_hand"], totals)
+
+
+def grade_submissions(submissions: str | Path, config: GradingConfig, manual: str | Path | None = None,
+                      progress: bool = True) -> tuple[list[SubmissionResult], list[str]]:
+    """Grade a submissions folder and write the tables; return the results and the skipped files."""
+    jobs, skipped = find_jobs(submissions, config.labs_dir)
+    if not jobs:
+        raise FileNotFoundError(f"No gradable notebooks in {submissions} (expected <student>/<lab>.ipynb). Skipped: {skipped}")
+    results = grade_all(jobs, config, progress)
+    if manual is not None:
+        apply_manual_grades(results, manual)
+    write_tables(results, config.out_dir)
+    return results, skipped
