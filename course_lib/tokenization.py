@@ -312,6 +312,8 @@ def word_frequencies(text: str, special_tokens: Iterable[str] = ()) -> Counter:
 
 def train_bpe(text: str, vocab_size: int, special_tokens: Iterable[str] = ()) -> BPETokenizer:
     """Learn a byte-level BPE with ``vocab_size`` tokens (256 bytes + specials + merges) from ``text``."""
+    if not isinstance(text, str):
+        raise TypeError(f"train_bpe expects the training text as one str, got {type(text).__name__}; join your documents first.")
     return train_bpe_from_counts(word_frequencies(text, special_tokens), vocab_size, special_tokens)[0]
 
 
