@@ -47,7 +47,7 @@ class StandinConfig:
     n_dialogues: int | None = None  # training dialogues used; None = the whole train split
     tokenizer_dialogues: int = 4000  # dialogues the tokenizer is learned from
     one_shot_fraction: float = 0.15  # share of inputs that carry one solved example first
-    steps: int = 500  # optimizer steps
+    steps: int = 400  # optimizer steps
     batch_size: int = 16  # examples per step
     lr: float = 2e-3  # peak AdamW learning rate (short runs of small models like it high)
     warmup_steps: int = 30  # linear warmup before cosine decay

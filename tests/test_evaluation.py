@@ -1,0 +1,137 @@
+"""ROUGE against rouge_score (and its published test cases), perplexity against HF losses."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from rouge_score import rouge_scorer
+
+from course_lib import evaluation as ev
+
+KEYS = ["rouge1", "rouge2", "rougeL", "rougeLsum"]
+
+
+# Published cases from rouge_score's own test suite (rouge_scorer_test.py) and Lin (2004).
+def test_published_rouge1_case():
+    # testRouge1: target "testing one two", prediction "testing" -> P 1, R 1/3, F 1/2
+    assert ev.rouge(["testing"], ["testing one two"])["rouge1"] == pytest.approx(0.5)
+
+
+def test_published_multi_reference_case():
+    # testRougeAllMulti: targets ["first text", "first something"], prediction "text first"
+    s = ev.rouge(["text first"], [["first text", "first something"]])
+    assert (s["rouge1"], s["rouge2"], s["rougeL"]) == pytest.approx((1.0, 0.0, 0.5))
+
+
+def test_published_rouge_lsum_case():
+    # testRougeLsum: target "w1 w2 w3 w4 w5", prediction two sentences -> F 0.5333
+    s = ev.rouge(["w1 w2 w6 w7 w8\nw1 w3 w8 w9 w5"], ["w1 w2 w3 w4 w5"])
+    assert s["rougeLsum"] == pytest.approx(0.5333, abs=1e-3)
+
+
+def test_lin_2004_rouge_l_example():
+    # Lin (2004), section 3.1: reference "police killed the gunman"; S2 scores 3/4 and S3 2/4 without stemming.
+    s = ev.rouge(["police kill the gunman", "the gunman kill police"], ["police killed the gunman"] * 2,
+                 use_stemmer=False, per_example=True)
+    assert s["rougeL"] == pytest.approx([0.75, 0.5])
+
+
+@pytest.fixture(scope="module")
+def dialogsum_test():
+    from course_lib import data
+
+    ds = data.load_dialogsum("test", test_view="dialogues")
+    return [ds[i] for i in range(min(30, len(ds)))]
+
+
+def test_rouge_equals_rouge_score_on_dialogsum(dialogsum_test):
+    rows = dialogsum_test
+    # Predictions: another dialogue's reference, so scores are neither 0 nor 1.
+    predictions = [rows[(i + 1) % len(rows)]["summary"] for i in range(len(rows))]
+    scorer = rouge_scorer.RougeScorer(KEYS, use_stemmer=True)
+    single = ev.rouge(predictions, [r["references"][0] for r in rows])
+    multi = ev.rouge(predictions, [r["references"] for r in rows])
+    for k in KEYS:
+        ref_single = sum(scorer.score(r["references"][0], p)[k].fmeasure for r, p in zip(rows, predictions)) / len(rows)
+        ref_multi = sum(scorer.score_multi(r["references"], p)[k].fmeasure for r, p in zip(rows, predictions)) / len(rows)
+        assert single[k] == pytest.approx(ref_single, abs=1e-12)
+        assert multi[k] == pytest.approx(ref_multi, abs=1e-12)
+        assert multi[k] >= single[k] - 1e-12
+
+
+def test_rouge_rejects_bad_input():
+    with pytest.raises(ValueError, match="one reference"):
+        ev.rouge(["a", "b"], ["a"])
+    with pytest.raises(ValueError, match="not a single string"):
+        ev.rouge("a b", ["a b"])
+    with pytest.raises(ValueError, match="reference 0"):
+        ev.rouge(["a"], [[]])
+
+
+# --- perplexity ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def word_tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    words = "the cat sat on mat a dog ran to park".split()
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate(words)}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+
+
+TEXTS = ["the cat sat on the mat", "a dog ran", "the dog ran to the park on a mat"]
+
+
+def test_seq2seq_perplexity_equals_token_weighted_hf_loss(word_tokenizer):
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(0)
+    model = T5ForConditionalGeneration(T5Config(vocab_size=16, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=4,
+                                                decoder_start_token_id=0)).eval()
+    sources = ["a cat", "the park", "a dog sat"]
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for src, tgt in zip(sources, TEXTS):
+            labels = word_tokenizer(tgt, return_tensors="pt")["input_ids"]
+            loss = model(**word_tokenizer(src, return_tensors="pt"), labels=labels).loss  # mean over the target
+            total, count = total + float(loss) * labels.numel(), count + labels.numel()
+    assert ev.perplexity(model, word_tokenizer, TEXTS, sources, batch_size=2) == pytest.approx(math.exp(total / count), rel=1e-5)
+
+
+def test_causal_perplexity_equals_token_weighted_hf_loss(word_tokenizer):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=16, n_positions=32, n_embd=16, n_layer=1, n_head=2)).eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for text in TEXTS:
+            ids = word_tokenizer(text, return_tensors="pt")["input_ids"]
+            loss = model(input_ids=ids, labels=ids).loss  # mean over the len - 1 predicted tokens
+            total, count = total + float(loss) * (ids.numel() - 1), count + ids.numel() - 1
+    assert ev.perplexity(model, word_tokenizer, TEXTS, batch_size=3) == pytest.approx(math.exp(total / count), rel=1e-5)
+
+
+def test_perplexity_of_a_uniform_model_is_the_vocabulary_size(word_tokenizer):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=16, n_positions=32, n_embd=16, n_layer=1, n_head=2)).eval()
+    with torch.no_grad():
+        model.lm_head.weight.zero_()  # every logit 0: a uniform guess over 16 tokens
+    assert ev.perplexity(model, word_tokenizer, TEXTS) == pytest.approx(16.0, rel=1e-6)
+    with pytest.raises(ValueError, match="sources"):
+        ev.perplexity(_Seq2SeqStub(), word_tokenizer, TEXTS)
+
+
+class _Seq2SeqStub(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.config = type("C", (), {"is_encoder_decoder": True})()
