@@ -149,3 +149,76 @@ def plot_loss_curves(histories, ax=None, smooth: int = 1, eval_only: bool = Fals
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return ax
+
+
+# --- Lab 02: self-attention and the Transformer -----------------------------------
+
+
+def plot_attention_map(weights, tokens, ax=None, title: str | None = None, query_tokens=None):
+    """Heat map of one head's weights (T_q, T_k): row = the token attending, column = the token attended to."""
+    ax = _axes(ax, figsize=(4.5, 4))
+    w = weights.detach().cpu().numpy() if hasattr(weights, "detach") else weights
+    ax.imshow(w, cmap="viridis", vmin=0.0, vmax=max(float(w.max()), 1e-9))
+    ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=7)
+    rows = tokens if query_tokens is None else query_tokens
+    ax.set_yticks(range(len(rows)), rows, fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def plot_attention_heads(att, tokens, ncols: int = 4, title: str = "", labels=None):
+    """A grid of heat maps, one per head: att (n_head, T, T). Returns the figure."""
+    n = att.shape[0]
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 3.2 * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i >= n:
+            ax.axis("off")
+            continue
+        plot_attention_map(att[i], tokens, ax=ax, title=labels[i] if labels else f"head {i}")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_positional_encoding(pe, ax=None, n_dims: int | None = None):
+    """Sinusoidal positional encodings as an image: position down, dimension across."""
+    ax = _axes(ax, figsize=(7, 3.5))
+    pe = pe if n_dims is None else pe[:, :n_dims]
+    image = ax.imshow(pe.cpu().numpy(), aspect="auto", cmap="RdBu", vmin=-1, vmax=1)
+    plt.colorbar(image, ax=ax, fraction=0.03)
+    ax.set_xlabel("dimension")
+    ax.set_ylabel("position")
+    ax.set_title("Sinusoidal positional encoding")
+    return ax
+
+
+def plot_softmax_saturation(table, ax=None):
+    """Largest attention weight (mean over random queries) vs d_k, with and without dividing by sqrt(d_k)."""
+    ax = _axes(ax, figsize=(5.5, 3.5))
+    for column, label in (("max_weight_unscaled", "q.k (no scaling)"), ("max_weight_scaled", "q.k / sqrt(d_k)")):
+        ax.plot(table["d_k"], table[column], marker="o", label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("d_k")
+    ax.set_ylabel("mean largest softmax weight")
+    ax.set_ylim(0, 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_masks(masks: dict, tokens=None):
+    """Boolean masks side by side (True = may attend, drawn dark). Returns the figure."""
+    fig, axes = plt.subplots(1, len(masks), figsize=(3.3 * len(masks), 3.3), squeeze=False)
+    for ax, (name, mask) in zip(axes.flat, masks.items()):
+        ax.imshow(mask.cpu().numpy(), cmap="Greys", vmin=0, vmax=1)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("key (attended to)")
+        ax.set_ylabel("query (attending)")
+        if tokens is not None:
+            ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=7)
+            ax.set_yticks(range(len(tokens)), tokens, fontsize=7)
+    fig.tight_layout()
+    return fig
