@@ -77,6 +77,22 @@ def vocab_for(tokenizer, n_sentinels: int = 0) -> Vocab:
     return Vocab(size, pad, mask, eos, tuple(sorted(special | set(sentinels))), tuple(sentinels), names)
 
 
+def token_strings(ids, tokenizer, vocab: Vocab) -> list[str]:
+    """How each id reads: the tokenizer's spelling, appended sentinels by name, -100 as '·'."""
+    names = dict(vocab.names)
+    out = []
+    for i in torch.as_tensor(ids).flatten().tolist():
+        if i == IGNORE:
+            out.append("·")
+        elif i in names:
+            out.append(names[i])
+        elif hasattr(tokenizer, "id_to_bytes"):
+            out.append(tokenizer.id_to_bytes(i).decode("utf-8", errors="replace"))
+        else:
+            out.append(tokenizer.convert_ids_to_tokens(i))
+    return out
+
+
 def _check_rate(name: str, value: float) -> None:
     if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
         raise ValueError(f"{name}={value!r}: a rate must be a number in [0, 1].")
@@ -225,8 +241,9 @@ def random_spans_noise_mask(length: int, noise_density: float = 0.15, mean_noise
     noise_lengths = _random_segmentation(num_noise, num_spans, generator)
     kept_lengths = _random_segmentation(length - num_noise, num_spans, generator)
     spans = torch.stack([kept_lengths, noise_lengths], dim=1).flatten()  # kept, noise, kept, noise, ...
-    is_noise = torch.tensor([0, 1] * num_spans, dtype=torch.bool)
-    return torch.repeat_interleave(is_noise, spans)
+    starts = torch.zeros(length, dtype=torch.long)
+    starts[torch.cumsum(spans, 0)[:-1]] = 1  # 1 where a new span begins
+    return torch.cumsum(starts, 0) % 2 == 1  # odd-numbered spans are noise
 
 
 def corrupt_spans(ids: Sequence[int], noise_mask: torch.Tensor, vocab: Vocab) -> tuple[list[int], list[int]]:

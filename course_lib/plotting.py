@@ -151,6 +151,120 @@ def plot_loss_curves(histories, ax=None, smooth: int = 1, eval_only: bool = Fals
     return ax
 
 
+# --- Lab 05: quantization and memory ----------------------------------------------
+
+_BIT_COLORS = {"sign": "#d62728", "exponent": "#1f77b4", "mantissa": "#2ca02c"}
+
+
+def plot_float_bits(rows, ax=None):
+    """Each row (label, sign, exponent, mantissa) drawn as coloured bit boxes, one field per colour."""
+    ax = _axes(ax, figsize=(12, 0.55 * len(rows) + 0.8))
+    for r, (label, sign, exponent, mantissa) in enumerate(rows):
+        y = len(rows) - 1 - r
+        ax.text(-0.6, y + 0.4, label, ha="right", va="center", fontsize=9)
+        col = 0
+        for field, bits in (("sign", sign), ("exponent", exponent), ("mantissa", mantissa)):
+            for bit in bits:
+                ax.add_patch(plt.Rectangle((col, y), 0.92, 0.8, facecolor=_BIT_COLORS[field], alpha=0.35 + 0.5 * (bit == "1")))
+                ax.text(col + 0.46, y + 0.4, bit, ha="center", va="center", fontsize=8)
+                col += 1
+    handles = [plt.Rectangle((0, 0), 1, 1, facecolor=c, alpha=0.6) for c in _BIT_COLORS.values()]
+    ax.legend(handles, list(_BIT_COLORS), loc="upper right", bbox_to_anchor=(1.0, 1.25), ncol=3, fontsize=8, frameon=False)
+    ax.set_xlim(-9, 33)
+    ax.set_ylim(-0.2, len(rows))
+    ax.axis("off")
+    return ax
+
+
+def plot_stacked_memory(table, components, label="label", ax=None, lines=None, unit="GB"):
+    """Stacked bars of memory components (columns of ``table``), with optional reference lines {name: value}."""
+    import numpy as np
+
+    ax = _axes(ax, figsize=(8, 4))
+    bottom = np.zeros(len(table))
+    for i, comp in enumerate(components):
+        ax.bar(table[label].astype(str), table[comp], bottom=bottom, label=comp, color=f"C{i}")
+        bottom += table[comp].to_numpy(dtype=float)
+    for i, (name, value) in enumerate((lines or {}).items()):
+        ax.axhline(value, ls="--", color="k", lw=1, alpha=0.5 + 0.2 * i)
+        ax.text(len(table) - 0.5, value, f" {name}", va="bottom", ha="right", fontsize=8)
+    ax.set_ylabel(unit)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return ax
+
+
+def plot_grouped_bars(table, x, hue, y, ax=None, log=True, ylabel=None):
+    """One group of bars per value of ``x``, one bar per ``hue``; log scale by default."""
+    import numpy as np
+
+    ax = _axes(ax, figsize=(8, 4))
+    xs, hues = list(dict.fromkeys(table[x])), list(dict.fromkeys(table[hue]))
+    width = 0.8 / len(hues)
+    for j, h in enumerate(hues):
+        sub = table[table[hue] == h].set_index(x).reindex(xs)
+        ax.bar(np.arange(len(xs)) + (j - (len(hues) - 1) / 2) * width, sub[y], width, label=str(h))
+    ax.set_xticks(np.arange(len(xs)), [str(v) for v in xs])
+    if log:
+        ax.set_yscale("log")
+    ax.set_ylabel(ylabel or y)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3, which="both")
+    return ax
+
+
+def plot_int8_levels(values, scales: dict, ax=None, bins: int = 80):
+    """Histogram of ``values`` with the int8 grid of each scale {name: step} drawn under it."""
+    import numpy as np
+
+    ax = _axes(ax, figsize=(8, 3.5))
+    values = np.asarray(values, dtype=float).ravel()
+    ax.hist(values, bins=bins, color="0.6", alpha=0.8)
+    lo, hi = values.min(), values.max()
+    top = ax.get_ylim()[1]
+    for i, (name, step) in enumerate(scales.items()):
+        levels = np.arange(np.floor(lo / step), np.ceil(hi / step) + 1) * step
+        ax.vlines(levels, -top * (0.08 + 0.1 * i), -top * (0.02 + 0.1 * i), color=f"C{i}", lw=0.8,
+                  label=f"{name}: step {step:.2g}, {len(levels)} levels in range")
+    ax.set_ylim(-top * (0.1 + 0.1 * len(scales)), top)
+    ax.set_xlabel("weight value")
+    ax.set_ylabel("count")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_context_masks(masks: dict, axes=None):
+    """One panel per {title: (T_q, T_k) bool mask}: dark = the query row may attend to that key column."""
+    import matplotlib.colors as mcolors
+
+    if axes is None:
+        _, axes = plt.subplots(1, len(masks), figsize=(3.2 * len(masks), 3.4))
+    cmap = mcolors.ListedColormap(["#f2f2f2", "#2b6cb0"])
+    for ax, (title, mask) in zip(axes, masks.items()):
+        m = mask.detach().cpu().int().numpy() if hasattr(mask, "detach") else mask
+        ax.imshow(m, cmap=cmap, vmin=0, vmax=1)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("key (attended to)")
+        ax.set_ylabel("query (attending)")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return axes
+
+
+def plot_position_loss(curves: dict, ax=None, title: str = "Loss of predicting the token at each position"):
+    """{label: per-position losses}: how hard each position is to predict with a given view of the context."""
+    ax = _axes(ax, figsize=(7, 3.8))
+    for label, values in curves.items():
+        ax.plot(range(len(values)), values, marker=".", lw=1.2, label=label)
+    ax.set_xlabel("position in the row")
+    ax.set_ylabel("cross-entropy (nats)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
 # --- Lab 02: self-attention and the Transformer -----------------------------------
 
 
@@ -220,5 +334,61 @@ def plot_masks(masks: dict, tokens=None):
         if tokens is not None:
             ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=7)
             ax.set_yticks(range(len(tokens)), tokens, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+# --- Lab 04: prompting and generation settings ----------------------------------------
+
+
+def plot_rouge_by_strategy(table, metrics=("rouge1", "rouge2", "rougeL"), ax=None, title: str = "ROUGE by prompting strategy"):
+    """Grouped bars: one group per prompting strategy, one bar per ROUGE metric, with ±1 standard error
+    where the table has ``<metric>_se`` columns."""
+    import numpy as np
+
+    ax = _axes(ax, figsize=(8, 4))
+    strategies = list(table["strategy"])
+    width = 0.8 / len(metrics)
+    for j, m in enumerate(metrics):
+        x = np.arange(len(strategies)) + (j - (len(metrics) - 1) / 2) * width
+        err = table[f"{m}_se"] if f"{m}_se" in table else None
+        ax.bar(x, table[m], width, yerr=err, capsize=3, label=m)
+    ax.set_xticks(np.arange(len(strategies)), strategies)
+    ax.set_ylabel("F-measure (mean over dialogues)")
+    ax.set_ylim(0, max(0.05, float(table[list(metrics)].to_numpy().max()) * 1.3))
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return ax
+
+
+def plot_next_token_panels(tokens, before, after: dict, ncols: int = 4, title: str = ""):
+    """One panel per decoding setting: probability of each shown token before (grey outline) and after (bars).
+
+    tokens: the token strings shown (most likely first); before: their probabilities under plain softmax;
+    after: setting name -> their probabilities once the setting is applied (0 for removed tokens).
+    """
+    import numpy as np
+
+    n = len(after)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 0.28 * len(tokens) * nrows + 1.2), squeeze=False, sharey=True)
+    y = np.arange(len(tokens))
+    for ax, (name, probs) in zip(axes.flat, after.items()):
+        probs = np.asarray(probs, dtype=float)
+        ax.barh(y, before, color="none", edgecolor="grey", label="softmax(logits)")
+        ax.barh(y, probs, color=["tab:blue" if p > 0 else "none" for p in probs], alpha=0.8, label="after the setting")
+        for yi, p in zip(y, probs):
+            if p == 0:
+                ax.text(0.002, yi, "removed", va="center", fontsize=7, color="tab:red")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlim(0, 1)
+        ax.grid(axis="x", alpha=0.3)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    axes[0, 0].set_yticks(y, tokens, fontsize=8)
+    axes[0, 0].invert_yaxis()
+    axes[0, 0].legend(fontsize=7, loc="lower right")
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
