@@ -94,6 +94,8 @@ class BPETokenizer:
         self.token_to_id = {tok: i for i, tok in self.vocab.items()}
         if len(self.token_to_id) != len(self.vocab):
             raise ValueError("vocab maps two ids to the same bytes; every token must be unique.")
+        if any(self.vocab.get(b) != bytes([b]) for b in range(256)):
+            raise ValueError("ids 0-255 must be the 256 single bytes in order (id b is byte b), as train_bpe makes them.")
         for i, special in enumerate(self.special_tokens):
             if to_bytes(special) not in self.token_to_id:
                 raise ValueError(f"special token {special!r} (number {i}) is not in the vocab; add it before the merges.")
@@ -331,6 +333,7 @@ def train_bpe_from_counts(
     for s in special_tokens:
         vocab[len(vocab)] = to_bytes(s)
 
+    known = {tok: i for i, tok in vocab.items()}  # bytes -> id
     words = [list(to_bytes(w)) for w in word_counts]  # each pre-token as a list of token ids
     freqs = list(word_counts.values())
     pair_counts: dict[tuple[int, int], int] = defaultdict(int)
@@ -350,8 +353,10 @@ def train_bpe_from_counts(
         if pair_counts.get(pair, 0) != -neg or neg == 0:
             continue  # stale: this pair's count changed since the entry was pushed
         a, b = pair
-        new_id = len(vocab)
-        vocab[new_id] = vocab[a] + vocab[b]
+        merged_bytes = vocab[a] + vocab[b]
+        # Two merge paths can spell the same bytes ('a'+'bc', 'ab'+'c'); keep one id per byte string.
+        new_id = known.setdefault(merged_bytes, len(vocab))
+        vocab[new_id] = merged_bytes
         merges.append((vocab[a], vocab[b]))
         merge_counts.append(-neg)
         touched: set[tuple[int, int]] = set()

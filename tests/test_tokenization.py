@@ -249,6 +249,12 @@ def test_errors_are_clear(tok):
         tok.decode([10**6])
     with pytest.raises(TypeError, match="expects a str"):
         tok.encode(b"bytes")
+    swapped = dict(tok.vocab)
+    swapped[0], swapped[1] = swapped[1], swapped[0]
+    with pytest.raises(ValueError, match="id b is byte b"):
+        T.BPETokenizer(swapped, tok.merges, tok.special_tokens)
+    with pytest.raises(TypeError, match="one str"):
+        T.train_bpe(["a", "list"], 300)
 
 
 # --- streaming ----------------------------------------------------------------
