@@ -103,6 +103,14 @@ def served() -> list[Served]:
     return list(_SERVED)
 
 
+def last_served(what: str = "model") -> Served:
+    """The most recent load of ``what`` ('model', 'tokenizer' or 'dataset')."""
+    for record in reversed(_SERVED):
+        if record.what == what:
+            return record
+    raise LookupError(f"nothing of kind {what!r} has been loaded in this process yet")
+
+
 # --- fallbacks ---------------------------------------------------------------
 
 # (glob over hub names, task family or None, builder) -> builder(name, task) returns (model, tokenizer, served_name, kind, note)
