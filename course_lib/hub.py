@@ -19,9 +19,9 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 HUB_HOST = "huggingface.co"
 HUB_TIMEOUT_S = float(os.environ.get("COURSE_HUB_TIMEOUT", "2.0"))
