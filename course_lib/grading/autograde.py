@@ -47,6 +47,7 @@ class SubmissionResult:
     lab: str  # notebook stem, e.g. '02_self_attention'
     grades: list[ExerciseGrade] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # changes found in the file (restored cells, ignored cells)
+    failed_cells: list[str] = field(default_factory=list)  # ordinary (non-exercise) cells that failed, and why
     seconds: float = 0.0
     error: str = ""  # set when the grader itself could not grade (unreadable file, killed worker)
 
@@ -185,6 +186,8 @@ def grade_notebook(source_path: str | Path, submission_path: str | Path, student
     with tempfile.TemporaryDirectory(prefix=f"grade-{student}-") as workdir:
         runs = run_notebook(graded, limits, cwd=workdir)
     result.grades = score(source, graded, runs, notes, per_exercise)
+    result.failed_cells = [f"cell {r.index}: {_failure(r)}" for r, c in zip(runs, graded.cells)
+                           if r.status != "ok" and not nbf.meta(c)]
     result.notes = notes
     result.seconds = time.perf_counter() - start
     if feedback_path is not None:

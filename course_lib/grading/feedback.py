@@ -37,6 +37,9 @@ def summary_markdown(result) -> str:
     if result.notes:
         lines += ["", "**Changes found in your file** (the lab's original cells were used):", ""]
         lines += [f"- {_cell_text(n)}" for n in result.notes]
+    if result.failed_cells:
+        lines += ["", "**Other cells that failed** (later cells may have failed because of them):", ""]
+        lines += [f"- {_cell_text(c)}" for c in result.failed_cells]
     if result.error:
         lines += ["", f"**Grading problem:** {_cell_text(result.error)}"]
     return "\n".join(lines)
