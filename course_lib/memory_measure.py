@@ -104,6 +104,22 @@ def measure_activations(model: nn.Module, batch) -> dict:
     return {"activation_bytes": sum(saved.values()), "n_saved_storages": len(saved)}
 
 
+def dropout_mask_bytes(device: torch.device | str = "cpu") -> int:
+    """Bytes per element of the mask dropout keeps for backward on ``device`` (CPU: float, CUDA: bool)."""
+    sizes = []
+
+    def pack(t):
+        sizes.append((t.dtype, t.element_size()))
+        return t
+
+    x = torch.ones(8, device=device, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        nn.functional.dropout(x, 0.5, training=True)
+    if not sizes:
+        raise RuntimeError(f"dropout on {device} saved nothing for backward; cannot tell its mask size.")
+    return min(size for _, size in sizes)
+
+
 # --- ZeroRedundancyOptimizer with 2 gloo processes ----------------------------------
 
 

@@ -214,20 +214,17 @@ def plot_grouped_bars(table, x, hue, y, ax=None, log=True, ylabel=None):
     return ax
 
 
-def plot_int8_levels(values, scales: dict, ax=None, bins: int = 80):
-    """Histogram of ``values`` with the int8 grid of each scale {name: step} drawn under it."""
+def plot_quantized_values(values, versions: dict, ax=None, bins: int = 60):
+    """Histogram of ``values`` and of each dequantized version {name: values} on the same bins."""
     import numpy as np
 
     ax = _axes(ax, figsize=(8, 3.5))
     values = np.asarray(values, dtype=float).ravel()
-    ax.hist(values, bins=bins, color="0.6", alpha=0.8)
-    lo, hi = values.min(), values.max()
-    top = ax.get_ylim()[1]
-    for i, (name, step) in enumerate(scales.items()):
-        levels = np.arange(np.floor(lo / step), np.ceil(hi / step) + 1) * step
-        ax.vlines(levels, -top * (0.08 + 0.1 * i), -top * (0.02 + 0.1 * i), color=f"C{i}", lw=0.8,
-                  label=f"{name}: step {step:.2g}, {len(levels)} levels in range")
-    ax.set_ylim(-top * (0.1 + 0.1 * len(scales)), top)
+    edges = np.linspace(values.min(), values.max(), bins + 1)
+    ax.hist(values, bins=edges, color="0.75", label="original (float)")
+    for i, (name, v) in enumerate(versions.items()):
+        ax.hist(np.clip(np.asarray(v, dtype=float).ravel(), edges[0], edges[-1]), bins=edges, histtype="step",
+                lw=1.8, color=f"C{i}", label=name)
     ax.set_xlabel("weight value")
     ax.set_ylabel("count")
     ax.legend(fontsize=8)

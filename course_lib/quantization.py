@@ -288,18 +288,20 @@ def quantize_linear_weights(model: nn.Module, per_channel: bool = True, skip: tu
     return qmodel.eval()
 
 
-def torch_dynamic_int8(model: nn.Module) -> nn.Module:
+def torch_dynamic_int8(model: nn.Module, per_channel: bool = False) -> nn.Module:
     """torch's own reference: ``torch.ao.quantization.quantize_dynamic`` on every nn.Linear.
 
-    Weights become int8 (per tensor) and activations are quantized on the fly. torch 2.x marks
+    Weights become int8 (per tensor, or per output channel) and activations are quantized on
+    the fly, per tensor, so the matmuls run in int8. torch 2.x marks
     ``torch.ao.quantization`` deprecated in favour of the separate ``torchao`` package; it still
     runs in the installed torch, so we silence the warning and use it as an independent check.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from torch.ao.quantization import quantize_dynamic
+        from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
 
-        return quantize_dynamic(copy.deepcopy(model).float().eval(), {nn.Linear}, dtype=torch.qint8)
+        qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
+        return quantize_dynamic(copy.deepcopy(model).float().eval(), {nn.Linear: qconfig}, dtype=torch.qint8)
 
 
 def serialized_bytes(model: nn.Module) -> int:

@@ -243,3 +243,32 @@ def test_int8_model_is_about_four_times_smaller_like_torch_dynamic():
 def test_quantize_linear_weights_rejects_models_without_linear():
     with pytest.raises(ValueError, match="no nn.Linear"):
         qz.quantize_linear_weights(nn.Sequential(nn.ReLU()))
+
+
+# --- quantization_eval ------------------------------------------------------------------
+
+
+def test_perplexity_equals_exp_of_hugging_face_loss():
+    from course_lib import quantization_eval as qe
+
+    cfg = qe.ByteLMConfig(n_layers=1, d_model=32, n_heads=2, seq_len=16)
+    model = qe.make_byte_decoder(cfg).eval()
+    stream = qe.text_to_bytes(["hello there, how are you doing today? fine, thanks."])
+    window = stream[:16].unsqueeze(0)
+    with torch.no_grad():
+        ref = math.exp(model(input_ids=window, labels=window).loss.item())
+    assert qe.perplexity(model, stream[:17], seq_len=16) == pytest.approx(ref, rel=1e-5)
+
+
+def test_compare_outputs_and_outlier_report_on_a_small_model():
+    from course_lib import quantization_eval as qe
+
+    model = _mlp()
+    x = torch.randn(32, 64)
+    x[:, 3] *= 40  # one outlier feature
+    rows = {r["variant"]: r for r in qe.compare_outputs(qe.int8_variants(model), lambda m: m(x))}
+    assert rows["fp32"]["relative_error"] == 0 and rows["fp32"]["cosine_min"] == pytest.approx(1.0)
+    # quantizing activations per tensor suffers from the outlier feature; weight-only does not
+    assert rows["dynamic, per channel (torch)"]["relative_error"] > 3 * rows["weight-only, per channel (course_lib)"]["relative_error"]
+    outliers = qe.linear_input_outliers(model, lambda m: m(x))
+    assert outliers[0]["layer"] == "0" and outliers[0]["ratio"] > 10

@@ -1,0 +1,163 @@
+"""Measure what int8 costs a real model: memory, output change, perplexity, time.
+
+Variants compared: the float model, course_lib's weight-only int8 (``Int8Linear``), and
+torch's ``quantize_dynamic`` (int8 weights and activations). For perplexity we need a
+language model that runs offline: ``train_byte_decoder`` trains a small Pythia-shaped
+(GPT-NeoX) decoder on bytes of text for a few hundred steps.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .device import set_seed
+from .quantization import quantize_linear_weights, serialized_bytes, torch_dynamic_int8
+
+
+def int8_variants(model: nn.Module) -> dict[str, nn.Module]:
+    """The float model and four int8 versions of its nn.Linear layers, on CPU.
+
+    Weight-only (course_lib) and dynamic (torch: int8 weights and activations), each with one
+    weight scale per tensor or per output channel.
+    """
+    model = model.float().cpu().eval()
+    return {"fp32": model,
+            "weight-only, per channel (course_lib)": quantize_linear_weights(model, per_channel=True),
+            "weight-only, per tensor (course_lib)": quantize_linear_weights(model, per_channel=False),
+            "dynamic, per channel (torch)": torch_dynamic_int8(model, per_channel=True),
+            "dynamic, per tensor (torch)": torch_dynamic_int8(model, per_channel=False)}
+
+
+@torch.no_grad()
+def compare_outputs(variants: dict[str, nn.Module], run) -> list[dict]:
+    """``run(model) -> float tensor (..., D)`` for each variant, compared with the first (the reference).
+
+    Reports state_dict bytes, seconds for ``run``, the cosine similarity of each output
+    vector with the reference's (mean and min) and the relative error of the whole output.
+    """
+    rows, reference = [], None
+    for name, model in variants.items():
+        start = time.perf_counter()
+        out = run(model).float()
+        seconds = time.perf_counter() - start
+        if reference is None:
+            reference = out
+        cos = nn.functional.cosine_similarity(out.reshape(-1, out.shape[-1]), reference.reshape(-1, out.shape[-1]), dim=-1)
+        rows.append({"variant": name, "state_dict_MB": serialized_bytes(model) / 1e6, "seconds": seconds,
+                     "cosine_mean": cos.mean().item(), "cosine_min": cos.min().item(),
+                     "relative_error": ((out - reference).norm() / reference.norm()).item()})
+    return rows
+
+
+# --- a small byte-level decoder, for perplexity ------------------------------------
+
+
+@dataclass
+class ByteLMConfig:
+    """A tiny GPT-NeoX (Pythia's architecture) over the 256 byte values."""
+
+    n_layers: int = 2  # Transformer blocks
+    d_model: int = 128  # hidden size
+    n_heads: int = 4  # attention heads
+    seq_len: int = 128  # bytes per training window
+    batch_size: int = 16  # windows per step
+    steps: int = 300  # optimizer steps
+    lr: float = 3e-3  # AdamW peak learning rate (cosine decay to 10%)
+    seed: int = 0  # weights and batch order
+
+
+def text_to_bytes(texts: list[str]) -> torch.Tensor:
+    """All texts as one stream of UTF-8 byte ids (0..255), separated by newlines."""
+    if not texts:
+        raise ValueError("No text given; pass a non-empty list of strings.")
+    return torch.tensor(list("\n".join(texts).encode("utf-8")), dtype=torch.long)
+
+
+def make_byte_decoder(cfg: ByteLMConfig) -> nn.Module:
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    set_seed(cfg.seed)
+    hf_cfg = GPTNeoXConfig(vocab_size=256, hidden_size=cfg.d_model, num_hidden_layers=cfg.n_layers,
+                           num_attention_heads=cfg.n_heads, intermediate_size=4 * cfg.d_model,
+                           max_position_embeddings=cfg.seq_len, tie_word_embeddings=False,
+                           bos_token_id=0, eos_token_id=0)
+    return GPTNeoXForCausalLM(hf_cfg)
+
+
+def train_byte_decoder(cfg: ByteLMConfig, train_bytes: torch.Tensor, device: torch.device | str = "cpu",
+                       progress: bool = True):
+    """Train on random windows of ``train_bytes``; returns (model on CPU, history of {'step', 'loss'})."""
+    if train_bytes.numel() <= cfg.seq_len + 1:
+        raise ValueError(f"Need more than seq_len + 1 = {cfg.seq_len + 1} bytes of training text, got {train_bytes.numel()}.")
+    model = make_byte_decoder(cfg).to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
+    g = torch.Generator().manual_seed(cfg.seed)
+    history = []
+    steps = range(cfg.steps)
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc="training byte decoder")
+    for step in steps:
+        starts = torch.randint(0, train_bytes.numel() - cfg.seq_len - 1, (cfg.batch_size,), generator=g)
+        ids = torch.stack([train_bytes[s : s + cfg.seq_len] for s in starts.tolist()]).to(device)  # (B, T)
+        loss = model(input_ids=ids, labels=ids).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        history.append({"step": step, "loss": loss.item()})
+    return model.cpu().eval(), history
+
+
+@torch.no_grad()
+def perplexity(model: nn.Module, stream: torch.Tensor, seq_len: int = 128, max_windows: int | None = None) -> float:
+    """exp(mean next-byte negative log-likelihood) over non-overlapping windows of ``stream``."""
+    n_windows = (stream.numel() - 1) // seq_len
+    if n_windows < 1:
+        raise ValueError(f"The evaluation stream needs more than {seq_len} bytes, got {stream.numel()}.")
+    if max_windows:
+        n_windows = min(n_windows, max_windows)
+    windows = stream[: n_windows * seq_len].reshape(n_windows, seq_len)  # (N, T)
+    total, count = 0.0, 0
+    for batch in windows.split(32):
+        logits = model(input_ids=batch).logits.float()  # (B, T, 256)
+        nll = nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 256), batch[:, 1:].reshape(-1), reduction="sum")
+        total += nll.item()
+        count += batch[:, 1:].numel()
+    return math.exp(total / count)
+
+
+@torch.no_grad()
+def linear_input_outliers(model: nn.Module, run) -> list[dict]:
+    """For each nn.Linear: the largest |input| and the median over features of each feature's max |input|.
+
+    A ratio far above 1 means a few feature dimensions dwarf the rest (Dettmers et al.'s outlier
+    features): one int8 scale per activation tensor then wastes most levels on them.
+    """
+    rows, hooks = [], []
+
+    def hook(name):
+        def record(module, inputs, output):
+            x = inputs[0].detach().float().abs()
+            per_feature = x.reshape(-1, x.shape[-1]).amax(0)  # (in_features,)
+            rows.append({"layer": name, "max_abs": per_feature.max().item(), "median_feature_max": per_feature.median().item(),
+                         "ratio": (per_feature.max() / per_feature.median().clamp_min(1e-12)).item()})
+        return record
+
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            hooks.append(module.register_forward_hook(hook(name)))
+    try:
+        run(model)
+    finally:
+        for h in hooks:
+            h.remove()
+    return rows
