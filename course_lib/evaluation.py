@@ -104,3 +104,53 @@ def perplexity(model, tokenizer, texts: Sequence[str], sources: Sequence[str] | 
     if count == 0:
         raise ValueError("No tokens to score: the texts are empty after tokenization.")
     return math.exp(total / count)
+
+
+# --- comparing prompting strategies -------------------------------------------------
+
+
+def compare_strategies(model, tokenizer, rows: Sequence[dict], strategies: Sequence[str], shots: Sequence[tuple[str, str]] = (),
+                       settings=None, batch_size: int = 8, progress: bool = True):
+    """ROUGE of each prompting strategy over ``rows`` (dicts with 'dialogue' and 'references' or 'summary').
+
+    Few-shot prompts keep as many of ``shots`` as fit the context window (``prompting.fit_shots``).
+    Returns ``(table, predictions)``: a DataFrame with one row per strategy (mean F-measures, their
+    standard errors, mean prompt tokens, prompts that overflowed the window) and strategy -> outputs.
+    """
+    import warnings
+
+    import pandas as pd
+
+    from . import generation, prompting
+
+    if not rows:
+        raise ValueError("compare_strategies needs at least one dialogue.")
+    settings = settings or generation.GenerationSettings(max_new_tokens=50)
+    limit = prompting.context_limit(tokenizer)
+    references = [r.get("references") or r["summary"] for r in rows]
+    table, predictions = [], {}
+    for strategy in strategies:
+        prompts, n_shots = [], []
+        for r in rows:
+            if strategy == "few_shot":
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", prompting.ContextWindowWarning)
+                    prompt, n = prompting.fit_shots(shots, r["dialogue"], tokenizer, limit)
+            else:
+                prompt = prompting.build_prompt(strategy, r["dialogue"], shots)
+                n = 1 if strategy == "one_shot" else 0
+            prompts.append(prompt)
+            n_shots.append(n)
+        lengths = [prompting.count_tokens(p, tokenizer) for p in prompts]
+        outputs = generation.summarize(model, tokenizer, prompts, settings, batch_size=batch_size, progress=progress)
+        scores = rouge(outputs, references, per_example=True)
+        row = {"strategy": strategy}
+        for k in ROUGE_KEYS:
+            values = torch.tensor(scores[k], dtype=torch.float64)
+            row[k] = float(values.mean())
+            row[f"{k}_se"] = float(values.std() / math.sqrt(len(values))) if len(values) > 1 else 0.0
+        row.update(mean_prompt_tokens=sum(lengths) / len(lengths), overflowed=sum(n > limit for n in lengths),
+                   mean_shots=sum(n_shots) / len(n_shots), n=len(rows))
+        table.append(row)
+        predictions[strategy] = outputs
+    return pd.DataFrame(table), predictions

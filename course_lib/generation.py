@@ -245,18 +245,20 @@ def summarize(model, tokenizer, prompts: Sequence[str], settings: GenerationSett
 
 
 @torch.no_grad()
-def next_token_logits(model, tokenizer, prompt: str, summary_so_far: str = "") -> torch.Tensor:
-    """The encoder-decoder's logits (V,) for the next summary token, given the prompt and the summary so far."""
-    device = next(model.parameters()).device
-    enc = tokenizer(prompt, return_tensors="pt", truncation=True, max_length=context_limit_of(tokenizer)).to(device)
-    start = torch.tensor([[model.config.decoder_start_token_id]], device=device)
-    if summary_so_far:
-        prefix = tokenizer(summary_so_far, add_special_tokens=False, return_tensors="pt")["input_ids"].to(device)
-        start = torch.cat([start, prefix], dim=1)
-    return model(**enc, decoder_input_ids=start).logits[0, -1].float()
-
-
-def context_limit_of(tokenizer) -> int:
+def next_token_logits(model, tokenizer, prompt: str, prefix_ids: Sequence[int] = ()) -> torch.Tensor:
+    """An encoder-decoder's logits (V,) for the next output token, given the prompt and the output ids so far."""
     from .prompting import context_limit
 
-    return context_limit(tokenizer)
+    device = next(model.parameters()).device
+    enc = tokenizer(prompt, return_tensors="pt", truncation=True, max_length=context_limit(tokenizer)).to(device)
+    decoder_ids = torch.tensor([[model.config.decoder_start_token_id, *[int(i) for i in prefix_ids]]], device=device)
+    return model(**enc, decoder_input_ids=decoder_ids).logits[0, -1].float()
+
+
+def distribution_after(logits: torch.Tensor, settings: GenerationSettings) -> torch.Tensor:
+    """Next-token probabilities (V,) once ``settings`` are applied (greedy puts all mass on the argmax)."""
+    if not settings.do_sample:
+        probs = torch.zeros_like(logits, dtype=torch.float32)
+        probs[..., int(logits.argmax())] = 1.0
+        return probs
+    return process_logits(logits.float(), settings).softmax(dim=-1)

@@ -86,7 +86,8 @@ outputs must never be presented as FLAN-T5's.
 - Procedure: `course_lib.training.train`, AdamW (peak lr {cfg['lr']}, {cfg['warmup_steps']} warmup steps, cosine decay),
   batch {cfg['batch_size']}, {cfg['steps']} steps, gradient clipping 1.0, seed {cfg['seed']}.
 - Training loss: {metrics['first_loss']:.3f} at the first step, {metrics['final_loss']:.3f} over the last 10 steps.
-- Build time: {minutes:.1f} min on this machine (tokenizer and training).
+- Build time: {minutes:.1f} min wall clock ({metrics['train_cpu_seconds'] / 60:.1f} min of CPU time, {metrics['torch_threads']} torch
+  threads, on {metrics['device']}) for the tokenizer and the training.
 
 ## Evaluation
 

@@ -239,7 +239,7 @@ def _build(config: StandinConfig, rows: list[dict], path: Path, verbose: bool) -
     from . import standin_card
     from .training import TrainConfig, train
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     set_seed(config.seed)
     texts = [r["dialogue"] + "\n" + r["summary"] for r in rows[: config.tokenizer_dialogues]]
     texts += [prompting.instruction_prompt("x"), prompting.flan_prompt("x")]  # the prompts' own words get pieces
@@ -250,9 +250,11 @@ def _build(config: StandinConfig, rows: list[dict], path: Path, verbose: bool) -
     history = train(model, batches, TrainConfig(max_steps=config.steps, lr=config.lr, warmup_steps=config.warmup_steps,
                                                  weight_decay=0.01, clip_norm=1.0, eval_every=0, seed=config.seed,
                                                  progress=verbose))
-    model = model.cpu().eval()
+    model = model.eval()
     train_seconds = time.perf_counter() - start
     metrics = {"train_dialogues": len(rows), "steps": config.steps, "train_seconds": round(train_seconds, 1),
+               "train_cpu_seconds": round(time.process_time() - cpu_start, 1), "torch_threads": torch.get_num_threads(),
+               "device": str(next(model.parameters()).device),
                "parameters": sum(p.numel() for p in model.parameters()),
                "first_loss": round(history.loss[0], 3), "final_loss": round(sum(history.loss[-10:]) / len(history.loss[-10:]), 3)}
     metrics.update(standin_card.evaluate_on_dev(model, tokenizer, config.eval_dialogues))
