@@ -389,3 +389,16 @@ def plot_next_token_panels(tokens, before, after: dict, ncols: int = 4, title: s
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def plot_prompt_budget(n_shots, n_tokens, limit: int, ax=None, title: str = "Few-shot prompts against the context window"):
+    """Prompt length in tokens against the number of solved examples, with the model's window as a line."""
+    ax = _axes(ax, figsize=(6, 3.5))
+    colors = ["tab:blue" if n <= limit else "tab:red" for n in n_tokens]
+    ax.bar([str(k) for k in n_shots], n_tokens, color=colors)
+    ax.axhline(limit, color="black", linestyle="--", label=f"context window ({limit} tokens)")
+    ax.set_xlabel("solved examples in the prompt (shots)")
+    ax.set_ylabel("prompt tokens")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return ax
