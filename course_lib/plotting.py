@@ -379,11 +379,12 @@ def plot_next_token_panels(tokens, before, after: dict, ncols: int = 4, title: s
             if p == 0:
                 ax.text(0.002, yi, "removed", va="center", fontsize=7, color="tab:red")
         ax.set_title(name, fontsize=9)
-        ax.set_xlim(0, 1)
+        ax.set_xlim(0, min(1.0, 1.15 * max(float(np.max(before)), float(probs.max()))))  # per panel: small shares stay visible
         ax.grid(axis="x", alpha=0.3)
     for ax in axes.flat[n:]:
         ax.axis("off")
-    axes[0, 0].set_yticks(y, tokens, fontsize=8)
+    for row in axes:
+        row[0].set_yticks(y, tokens, fontsize=8)
     axes[0, 0].invert_yaxis()
     axes[0, 0].legend(fontsize=7, loc="lower right")
     fig.suptitle(title, fontsize=10)
