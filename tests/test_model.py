@@ -232,3 +232,20 @@ def test_sampling_with_top_k_one_is_greedy_and_settings_are_checked():
     assert torch.equal(sampled, greedy)
     with pytest.raises(ValueError, match="temperature"):
         model.generate(prompt, 2, do_sample=True, temperature=0.0)
+
+
+@torch.no_grad()
+def test_encoder_attention_maps_match_nn_multiheadattention():
+    torch.manual_seed(4)
+    model = EncoderOnlyMLM(tiny(norm_first=False)).double().eval()
+    attn = model.encoder.layers[0].self_attn
+    ref = nn.MultiheadAttention(16, 4, batch_first=True).double().eval()
+    ref.in_proj_weight.copy_(torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]))
+    ref.in_proj_bias.copy_(torch.cat([attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias]))
+    ids = torch.randint(3, 37, (2, 6))
+    am = torch.tensor([[1] * 6, [1] * 3 + [0] * 3])
+    maps = model.attention_maps(ids, am)
+    x = model.encoder.embed(ids)  # post-LN: layer 0 attends over the embeddings directly
+    _, expected = ref(x, x, x, key_padding_mask=~am.bool(), average_attn_weights=False)
+    assert len(maps) == 2 and maps[0].shape == (2, 4, 6, 6)
+    torch.testing.assert_close(maps[0], expected)
