@@ -173,3 +173,17 @@ def test_settings_validate():
     with pytest.raises(ValueError, match="p="):
         gen.GenerationSettings(do_sample=True, top_p=2.0).validate()
     assert math.isclose(gen.GenerationSettings(do_sample=True, temperature=0.5).hf_kwargs()["temperature"], 0.5)
+
+
+@pytest.mark.parametrize("family", ["decoder-only", "encoder-decoder"])
+def test_decode_matches_course_lib_models_own_generate(family):
+    from course_lib.model import DecoderOnlyLM, EncoderDecoder, TransformerConfig
+
+    torch.manual_seed(0)
+    cfg = TransformerConfig(vocab_size=40, d_model=32, n_head=4, n_layer=2, max_seq_len=48)
+    model = (DecoderOnlyLM if family == "decoder-only" else EncoderDecoder)(cfg).eval()
+    prompt = torch.tensor([[5, 9, 11, 3, 7], [8, 4, 6, 12, 13]])
+    ref = model.generate(prompt, max_new_tokens=10)
+    ref = ref[:, prompt.size(1):] if family == "decoder-only" else ref[:, 1:]
+    ours = gen.decode(model, prompt, None, gen.GenerationSettings(max_new_tokens=10))
+    assert torch.equal(ours, ref)
