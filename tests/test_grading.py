@@ -220,6 +220,14 @@ def test_manual_grades_merge(graded, tmp_path):
     manual.write_text("student,lab,exercise,points\ncorrect,01_fixture,written_softmax_shift,1.5\n", encoding="utf-8")
     mine = [copy.deepcopy(results["correct"])]
     assert apply_manual_grades(mine, manual) == 1 and mine[0].points == 5.5
+    root, _, _ = graded
+    shutil.copytree(root / "grades", tmp_path / "grades")
+    done = subprocess.run([sys.executable, "-m", "course_lib.grading", "export", "--grades", str(tmp_path / "grades"),
+                           "--manual", str(manual)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "1 hand grade(s) applied" in done.stdout, done.stdout + done.stderr
+    with open(tmp_path / "grades" / "grades.csv", newline="") as fh:
+        row = next(r for r in csv.DictReader(fh) if r["student"] == "correct" and r["exercise"] == "written_softmax_shift")
+    assert (row["points"], row["status"]) == ("1.5", "graded by hand")
     manual.write_text("student,lab,exercise,points\ncorrect,01_fixture,written_softmax_shift,9\n", encoding="utf-8")
     with pytest.raises(ValueError, match="maximum is 2.0"):
         apply_manual_grades([copy.deepcopy(results["correct"])], manual)
@@ -253,3 +261,14 @@ def test_validate_and_cli(tmp_path):
     assert "cell 'tolerance' was changed" in done.stdout and "passes public tests" in done.stdout
     done = subprocess.run([*cli, "validate", str(out / f"{LAB}.ipynb")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "not attempted" in done.stdout
+
+
+def test_kernel_environment_keeps_what_labs_need_and_drops_secrets():
+    from course_lib.grading.sandbox import kernel_env
+
+    base = {"PATH": "/bin", "HOME": "/h", "HF_HOME": "/h/hf", "HF_TOKEN": "hf_secret", "AWS_SECRET_ACCESS_KEY": "x",
+            "DIALOGSUM_DIR": "/d", "COURSE_CACHE": "/c", "GITHUB_TOKEN": "g", "SSH_AUTH_SOCK": "/s", "HF_HUB_OFFLINE": "0"}
+    env = kernel_env({"COURSE_SMOKE": "1"}, base=base)
+    assert {"PATH", "HOME", "HF_HOME", "DIALOGSUM_DIR", "COURSE_CACHE", "COURSE_SMOKE"} <= set(env)
+    assert not {"HF_TOKEN", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "SSH_AUTH_SOCK"} & set(env)
+    assert env["HF_HUB_OFFLINE"] == "1"  # grading never needs the network

@@ -1,7 +1,8 @@
-"""Instructor and student commands: ``python -m course_lib.grading {release,grade,validate} ...``.
+"""Instructor and student commands: ``python -m course_lib.grading {release,grade,export,validate} ...``.
 
 release   write the student version of every lab (or the named ones) into release/
 grade     autograde submissions/<student>/<lab>.ipynb into grades/ (grades.csv, totals.csv, feedback/)
+export    rewrite grades.csv and totals.csv from the last grade run, adding hand-graded points (--manual)
 validate  run your own notebook against its public tests before you submit
 """
 
@@ -16,6 +17,13 @@ from .batch import REPO, GradingConfig, grade_submissions
 from .execute import Limits
 
 
+def _require_nbgrader() -> None:
+    try:
+        import nbgrader  # noqa: F401
+    except ImportError:
+        raise SystemExit("nbgrader is not installed; the grading commands need it: pip install -e \".[instructor]\"") from None
+
+
 def _limits(args: argparse.Namespace, workers: int = 1) -> Limits:
     threads = args.threads or max(1, (os.cpu_count() or 1) // workers)
     return Limits(cell_timeout=args.cell_timeout, time_limit=args.time_limit, memory_mb=args.memory_mb,
@@ -26,7 +34,7 @@ def _add_limit_options(p: argparse.ArgumentParser) -> None:
     d = Limits()
     p.add_argument("--time-limit", type=float, default=d.time_limit, help=f"seconds per notebook (default {d.time_limit:g})")
     p.add_argument("--cell-timeout", type=float, default=d.cell_timeout, help=f"seconds per cell (default {d.cell_timeout:g})")
-    p.add_argument("--memory-mb", type=int, default=d.memory_mb, help=f"memory limit of the kernel in MiB (default {d.memory_mb})")
+    p.add_argument("--memory-mb", type=int, default=d.memory_mb, help=f"memory limit of the kernel in MiB, 0 for none (default {d.memory_mb})")
     p.add_argument("--max-restarts", type=int, default=d.max_restarts, help="kernel restarts after a hang or crash")
     p.add_argument("--threads", type=int, default=0, help="CPU threads per kernel (default: cores / workers)")
     p.add_argument("--full", action="store_true", help="run labs at full size (default: COURSE_SMOKE=1 sizes)")
@@ -67,6 +75,17 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .batch import apply_manual_grades, load_results, write_tables
+
+    results = load_results(args.grades)
+    applied = apply_manual_grades(results, args.manual) if args.manual else 0
+    grades, totals = write_tables(results, args.grades)
+    pending = sum(1 for r in results for g in r.grades if g.points is None)
+    print(f"wrote {grades} and {totals}: {len(results)} submission(s), {applied} hand grade(s) applied, {pending} still to grade by hand")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from .validate import validate
 
@@ -99,11 +118,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_limit_options(p)
     p.set_defaults(func=cmd_grade)
+    p = sub.add_parser("export", help="grades.csv and totals.csv from the last grade run, with hand grades")
+    p.add_argument("--grades", default=str(REPO / "grades"), help="the grade run's output folder")
+    p.add_argument("--manual", default=None, help="CSV (student, lab, exercise, points) of hand-graded written answers")
+    p.set_defaults(func=cmd_export)
     p = sub.add_parser("validate", help="check your notebook against its public tests")
     p.add_argument("notebook")
     _add_limit_options(p)
     p.set_defaults(func=cmd_validate)
     args = parser.parse_args(argv)
+    if args.command != "export":
+        _require_nbgrader()
     try:
         return args.func(args)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:

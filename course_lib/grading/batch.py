@@ -94,7 +94,9 @@ def _grade_one(job: Job, config: GradingConfig) -> SubmissionResult:
         proc.communicate()
         problem = f"the grader process was stopped after {wall:.0f} s"
     if not problem and result_path.exists():
-        return read_result(result_path)
+        result = read_result(result_path)
+        result.seconds = time.perf_counter() - start  # the whole process: start-up, kernel, replays, feedback
+        return result
     result = SubmissionResult(job.student, job.lab.stem, seconds=time.perf_counter() - start, error=problem or "no result written")
     result.grades = [ExerciseGrade(e.name, e.kind, 0.0, e.points, "failed", result.error) for e in nbf.exercises(nbf.read(job.lab))]
     return result
@@ -171,12 +173,22 @@ def write_tables(results: list[SubmissionResult], out_dir: str | Path) -> tuple[
     return grades, _write_csv(out_dir / "totals.csv", ["student", "lab", "points", "max_points", "pending_by_hand"], totals)
 
 
+def load_results(out_dir: str | Path) -> list[SubmissionResult]:
+    """The results a previous ``grade`` run left in ``out_dir/results/<student>/<lab>.json``."""
+    paths = sorted((Path(out_dir) / "results").glob("*/*.json"))
+    if not paths:
+        raise FileNotFoundError(f"No grading results in {out_dir}/results; run `python -m course_lib.grading grade` first.")
+    return [read_result(p) for p in paths]
+
+
 def grade_submissions(submissions: str | Path, config: GradingConfig, manual: str | Path | None = None,
                       progress: bool = True) -> tuple[list[SubmissionResult], list[str]]:
     """Grade a submissions folder and write the tables; return the results and the skipped files."""
     jobs, skipped = find_jobs(submissions, config.labs_dir)
     if not jobs:
         raise FileNotFoundError(f"No gradable notebooks in {submissions} (expected <student>/<lab>.ipynb). Skipped: {skipped}")
+    for stale in (Path(config.out_dir) / "results").glob("*/*.json"):  # results of an earlier run would mix into `export`
+        stale.unlink()
     results = grade_all(jobs, config, progress)
     if manual is not None:
         apply_manual_grades(results, manual)

@@ -15,6 +15,7 @@ and a student who hides tracebacks still fails.
 from __future__ import annotations
 
 import copy
+import signal
 import subprocess
 import tempfile
 import time
@@ -30,7 +31,7 @@ from .sandbox import KERNEL_NAME, kernel_env, write_kernelspec
 class Limits:
     cell_timeout: float = 120.0  # seconds one cell may run before the kernel is killed
     time_limit: float = 600.0  # seconds for the whole notebook, replays included
-    memory_mb: int = 4096  # address-space limit of the kernel, MiB (0: none)
+    memory_mb: int = 4096  # memory limit of the kernel (RLIMIT_DATA), MiB (0: none)
     max_restarts: int = 3  # fresh kernels after hangs or crashes before giving up on the rest
     threads: int = 1  # OMP/MKL threads per kernel (parallel workers share the cores)
     smoke: bool = True  # run labs with COURSE_SMOKE=1 (tiny sizes)
@@ -53,9 +54,10 @@ def _exit_description(code: int | None) -> str:
     if code is None:
         return "the kernel stopped responding"
     if code < 0:
-        import signal
-
-        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else f"signal {-code}"
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
         hint = {"SIGKILL": " (killed: memory or CPU limit?)", "SIGABRT": " (os.abort() or a failed C assertion)",
                 "SIGSEGV": " (segmentation fault)", "SIGXCPU": " (CPU-time limit)"}.get(name, "")
         return f"the kernel died from {name}{hint}"

@@ -36,7 +36,8 @@ class Exercise:
 
 def meta(cell: NotebookNode) -> dict:
     """The cell's nbgrader metadata ({} for an ordinary cell)."""
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+    m = cell.get("metadata", {}).get("nbgrader") if isinstance(cell.get("metadata"), dict) else None
+    return m if isinstance(m, dict) else {}  # a submission may carry anything here
 
 
 def grade_id(cell: NotebookNode) -> str | None:

@@ -4,8 +4,9 @@
 sets the limits on its own process and then *becomes* the IPython kernel (``os.execv``), so the
 limits hold for the student's code and every process it starts. Limits:
 
-- address space (``RLIMIT_AS``): a runaway allocation fails with ``MemoryError`` or kills the
-  kernel, never the grading machine;
+- memory (``RLIMIT_DATA``: heap and writable anonymous mappings, i.e. what a runaway allocation
+  grows): it fails with ``MemoryError`` or kills the kernel, never the grading machine. Unlike an
+  address-space limit it ignores address space reserved but not written (CUDA reserves tens of GB);
 - CPU seconds (``RLIMIT_CPU``): a backstop behind the grader's wall-clock timeouts;
 - file size (``RLIMIT_FSIZE``) and no core dumps (``RLIMIT_CORE``): ``os.abort()`` or a disk-filling
   loop cannot fill the disk.
@@ -49,7 +50,7 @@ def apply_limits(memory_mb: int, cpu_seconds: int, file_mb: int) -> None:
         resource.setrlimit(which, (value, value if hard == resource.RLIM_INFINITY else hard))
 
     if memory_mb > 0:
-        lower(resource.RLIMIT_AS, memory_mb * 2**20)
+        lower(resource.RLIMIT_DATA, memory_mb * 2**20)
     if cpu_seconds > 0:
         lower(resource.RLIMIT_CPU, cpu_seconds)
     if file_mb > 0:
@@ -71,7 +72,7 @@ def write_kernelspec(directory: str | Path, memory_mb: int, cpu_seconds: int, fi
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m course_lib.grading.sandbox", description=__doc__.splitlines()[0])
-    parser.add_argument("--memory-mb", type=int, default=4096, help="address-space limit in MiB (0: none)")
+    parser.add_argument("--memory-mb", type=int, default=4096, help="memory (RLIMIT_DATA) limit in MiB (0: none)")
     parser.add_argument("--cpu-seconds", type=int, default=0, help="CPU-time limit in seconds (0: none)")
     parser.add_argument("--file-mb", type=int, default=512, help="largest file the kernel may write, MiB (0: none)")
     parser.add_argument("kernel_args", nargs=argparse.REMAINDER, help="arguments for ipykernel, after --")
