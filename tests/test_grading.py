@@ -272,3 +272,14 @@ def test_kernel_environment_keeps_what_labs_need_and_drops_secrets():
     assert {"PATH", "HOME", "HF_HOME", "DIALOGSUM_DIR", "COURSE_CACHE", "COURSE_SMOKE"} <= set(env)
     assert not {"HF_TOKEN", "AWS_SECRET_ACCESS_KEY", "GITHUB_TOKEN", "SSH_AUTH_SOCK"} & set(env)
     assert env["HF_HUB_OFFLINE"] == "1"  # grading never needs the network
+
+
+def test_release_warns_when_a_written_answer_cell_holds_its_question():
+    from course_lib.grading.release import question_in_answer_cells
+
+    nb = nbf.read(FIXTURE)
+    assert question_in_answer_cells(nb) == []  # the fixture asks in a cell of its own
+    answer = _cell(nb, "written_softmax_shift")
+    answer.source = "**Exercise 3.** Why subtract the maximum?\n\n=== BEGIN MARK SCHEME ===\noverflow\n=== END MARK SCHEME ==="
+    assert "written_softmax_shift" in question_in_answer_cells(nb)[0]
+    assert _cell(student_version(nb), "written_softmax_shift").source == "YOUR ANSWER HERE"  # why it matters

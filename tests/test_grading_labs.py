@@ -16,7 +16,7 @@ from course_lib import labs
 from course_lib.grading import notebook as nbf
 from course_lib.grading.batch import GradingConfig, grade_submissions
 from course_lib.grading.execute import Limits
-from course_lib.grading.release import release_labs
+from course_lib.grading.release import question_in_answer_cells, release_labs
 
 ALL_LABS = labs.discover()
 WITH_EXERCISES = [p for p in ALL_LABS if nbf.exercises(nbf.read(p))]
@@ -49,6 +49,8 @@ def test_release_holds_nothing_of_the_instructor_version(path, tmp_path):
     for marker in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "BEGIN MARK SCHEME"):
         assert marker not in text, f"{path.name}: marker {marker!r} in the release"
     assert all(not c.get("outputs") for c in released["cells"] if c["cell_type"] == "code")
+    lost = question_in_answer_cells(instructor)
+    assert not lost, f"{path.name}: {lost}"
 
 
 @pytest.mark.slow

@@ -51,11 +51,14 @@ def _select_labs(labs_dir: Path, names: list[str]) -> list[Path]:
 
 
 def cmd_release(args: argparse.Namespace) -> int:
-    from .release import release_labs
+    from . import notebook as nbf
+    from .release import question_in_answer_cells, release_labs
 
     labs = _select_labs(Path(args.labs_dir), args.labs)
     for path in release_labs(labs, args.out):
         print(f"released {path}")
+        for warning in question_in_answer_cells(nbf.read(Path(args.labs_dir) / path.name)):
+            print(f"  warning: {warning}")
     print(f"{len(labs)} lab(s) in {args.out}/: solutions stubbed, hidden tests removed, outputs cleared.")
     return 0
 

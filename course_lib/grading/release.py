@@ -23,10 +23,42 @@ class LeakError(RuntimeError):
     """The student version still holds a line of a solution, hidden test or mark scheme."""
 
 
+STUBS = {"YOUR ANSWER HERE", "# YOUR CODE HERE", "raise NotImplementedError()"}  # what nbgrader puts in
+
+
 def _distinctive(line: str) -> bool:
-    """A line worth searching for: long enough not to match by chance (not `return x` or `pass`)."""
+    """A line worth searching for: long enough not to match by chance (not `return x` or `pass`), not a stub."""
     text = line.strip()
-    return len(text) >= 12 and not text.startswith("#")
+    return len(text) >= 12 and not text.startswith("#") and text not in STUBS
+
+
+def question_in_answer_cells(nb: NotebookNode) -> list[str]:
+    """Written-answer cells that would lose their question: nbgrader replaces such a cell entirely.
+
+    A markdown answer cell without a '### BEGIN SOLUTION' region becomes 'YOUR ANSWER HERE' in the
+    release; if its text (mark scheme aside) holds a heading or a question, students never see it.
+    """
+    found = []
+    for cell in nb.cells:
+        if cell.cell_type != "markdown" or not nbf.is_solution(cell) or nbf.SOLUTION_BEGIN in cell.source:
+            continue
+        lines = _without_secrets_text(cell.source).split("\n")
+        if any(line.lstrip().startswith("#") or line.rstrip().endswith("?") or "Exercise" in line for line in lines):
+            found.append(f"written answer cell '{nbf.grade_id(cell)}' holds its question, which the release replaces with "
+                         "'YOUR ANSWER HERE': move the question into a markdown cell of its own just above it")
+    return found
+
+
+def _without_secrets_text(source: str) -> str:
+    kept, inside = [], False
+    for line in source.split("\n"):
+        if nbf.SCHEME_BEGIN in line:
+            inside = True
+        elif nbf.SCHEME_END in line:
+            inside = False
+        elif not inside:
+            kept.append(line)
+    return "\n".join(kept)
 
 
 def leaks(instructor: NotebookNode, student: NotebookNode) -> list[str]:
