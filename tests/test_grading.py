@@ -186,6 +186,8 @@ def test_every_submission_gets_the_points_it_earned(graded):
         assert (written.points, written.status) == ((0.0, "not attempted") if student == "untouched" else (None, "manual"))
     assert results["partial"].grades[1].status == "partial"
     assert any("'bonus' is not part of the lab" in n for n in results["fake_output"].notes)
+    assert any("uses get_ipython" in n and "review by hand" in n for n in results["fake_output"].notes)
+    assert not results["correct"].notes and not results["helper_cell"].notes
     assert results["garbled"].error and results["garbled"].points == 0
 
 
@@ -202,6 +204,7 @@ def test_grades_csv_and_feedback(graded):
     with open(root / "grades" / "totals.csv", newline="") as fh:
         totals = {r["student"]: r for r in csv.DictReader(fh)}
     assert float(totals["partial"]["points"]) == 1 and float(totals["partial"]["pending_by_hand"]) == 2
+    assert totals["correct"]["review"] == "" and "get_ipython" in totals["fake_output"]["review"]
     for student in SUBMISSIONS:
         page = (root / "grades" / "feedback" / student / f"{LAB}.html").read_text(encoding="utf-8")
         assert "Feedback: 01_fixture" in page and "hidden tests, not shown" in page

@@ -17,6 +17,7 @@ import argparse
 import copy
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -60,6 +61,11 @@ class SubmissionResult:
         return sum(g.max_points for g in self.grades)
 
 
+# Student code that reaches into the interpreter or the grading machinery: legal Python, but it can make
+# tests pass without a right answer (nothing in one process can stop that), so such cells are flagged.
+_TAMPERING = re.compile(r"get_ipython|IPython|sys\.modules|builtins|__import__|course_lib\.grading|showtraceback|ctypes|sys\.settrace|gc\.get_objects")
+
+
 def _cell_key(cell: NotebookNode) -> str | None:
     return cell.get("id")
 
@@ -100,6 +106,13 @@ def merge(source: NotebookNode, submission: NotebookNode) -> tuple[NotebookNode,
             extra.metadata.pop("nbgrader", None)
         extra["id"] = uuid.uuid4().hex[:8]
         extras.setdefault(anchor, []).append(extra)
+
+    student_cells = [(f"answer cell '{nbf.grade_id(c)}'", c) for c in by_gid.values() if nbf.is_solution(c)]
+    student_cells += [("an added cell", c) for cells in extras.values() for c in cells if c.cell_type == "code"]
+    for where, cell in student_cells:
+        hits = sorted(set(_TAMPERING.findall(cell.source)))
+        if hits:
+            notes.append(f"{where} uses {', '.join(hits)}, which can interfere with grading; flagged for review by hand.")
 
     graded = copy.deepcopy(source)
     graded.cells = [c for c in extras.get(-1, [])]

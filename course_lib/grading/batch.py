@@ -165,12 +165,14 @@ def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> Path:
 
 
 def write_tables(results: list[SubmissionResult], out_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``grades.csv`` and ``totals.csv`` (student, lab, points, max_points, pending_by_hand)."""
+    """Write ``grades.csv`` and ``totals.csv`` (student, lab, points, max_points, pending_by_hand, review)."""
     out_dir = Path(out_dir)
     grades = _write_csv(out_dir / "grades.csv", GRADE_COLUMNS, grade_rows(results))
     totals = [{"student": r.student, "lab": r.lab, "points": r.points, "max_points": r.max_points,
-               "pending_by_hand": sum(g.max_points for g in r.grades if g.points is None)} for r in results]
-    return grades, _write_csv(out_dir / "totals.csv", ["student", "lab", "points", "max_points", "pending_by_hand"], totals)
+               "pending_by_hand": sum(g.max_points for g in r.grades if g.points is None),
+               "review": " | ".join(r.notes + ([r.error] if r.error else []))} for r in results]
+    columns = ["student", "lab", "points", "max_points", "pending_by_hand", "review"]
+    return grades, _write_csv(out_dir / "totals.csv", columns, totals)
 
 
 def load_results(out_dir: str | Path) -> list[SubmissionResult]:
