@@ -287,3 +287,13 @@ def test_pack_and_pad():
     assert ids.tolist() == [[5, 6, 7], [8, 0, 0]] and attention.tolist() == [[1, 1, 1], [1, 0, 0]]
     with pytest.raises(ValueError, match="fewer than one row"):
         obj.pack([1, 2], 4)
+
+
+def test_token_strings_spells_sentinels_masks_and_ignored_labels():
+    bpe = _course_tokenizer()
+    vocab = obj.vocab_for(bpe, n_sentinels=2)
+    ids = bpe.encode("the cat<mask>") + [vocab.sentinel_ids[0], vocab.sentinel_ids[1], IGNORE]
+    assert obj.token_strings(ids, bpe, vocab)[-3:] == ["<extra_id_0>", "<extra_id_1>", "·"]
+    assert "".join(obj.token_strings(ids[:-3], bpe, vocab)) == "the cat<mask>"
+    t5 = _t5_tokenizer()
+    assert obj.token_strings([len(t5) - 1, 1], t5, obj.vocab_for(t5)) == ["<extra_id_0>", "</s>"]
