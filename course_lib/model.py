@@ -91,14 +91,16 @@ class DecoderLayer(_Sublayers):
         self.norm2 = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps, bias=config.bias)
 
     def forward(self, x, mask=None, memory=None, memory_mask=None, cache=None, need_weights=False):
+        """-> (x, (self-attention weights, cross-attention weights)); weights are None unless asked for."""
         self_cache, cross_cache = cache if cache is not None else (None, None)
-        x, weights = self.residual(x, self.norm1, lambda h: self.self_attn(
+        x, self_w = self.residual(x, self.norm1, lambda h: self.self_attn(
             h, mask=mask, is_causal=True, cache=self_cache, need_weights=need_weights))
+        cross_w = None
         if self.cross_attn is not None:
-            x, _ = self.residual(x, self.norm_cross, lambda h: self.cross_attn(
-                h, context=memory, mask=memory_mask, cache=cross_cache))
+            x, cross_w = self.residual(x, self.norm_cross, lambda h: self.cross_attn(
+                h, context=memory, mask=memory_mask, cache=cross_cache, need_weights=need_weights))
         x, _ = self.residual(x, self.norm2, lambda h: (self.ffn(h), None))
-        return x, weights
+        return x, (self_w, cross_w)
 
 
 class Embeddings(nn.Module):
@@ -409,6 +411,17 @@ class EncoderDecoder(_Model):
                 break
         self.train(was_training)
         return ids
+
+    @torch.no_grad()
+    def cross_attention_maps(self, input_ids, decoder_input_ids, attention_mask=None) -> list[torch.Tensor]:
+        """Per decoder layer, how each target position attends over the source: (B, n_head, T_tgt, T_src)."""
+        memory, _ = self.encoder(input_ids, attention_mask)
+        mem_mask = padding_mask(attention_mask) if attention_mask is not None else None
+        x, maps = self.decoder.embed(decoder_input_ids), []
+        for layer in self.decoder.layers:
+            x, (_, cross) = layer(x, memory=memory, memory_mask=mem_mask, need_weights=True)
+            maps.append(cross)
+        return maps
 
 
 # ----------------------------------------------------------------------------- decoding

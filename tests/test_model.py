@@ -249,3 +249,30 @@ def test_encoder_attention_maps_match_nn_multiheadattention():
     _, expected = ref(x, x, x, key_padding_mask=~am.bool(), average_attn_weights=False)
     assert len(maps) == 2 and maps[0].shape == (2, 4, 6, 6)
     torch.testing.assert_close(maps[0], expected)
+
+
+@torch.no_grad()
+def test_cross_attention_maps_match_nn_multiheadattention():
+    torch.manual_seed(5)
+    model = EncoderDecoder(tiny(norm_first=False)).double().eval()
+    layer = model.decoder.layers[0]
+
+    def torch_mha(ours):
+        ref = nn.MultiheadAttention(16, 4, batch_first=True).double().eval()
+        ref.in_proj_weight.copy_(torch.cat([ours.q_proj.weight, ours.k_proj.weight, ours.v_proj.weight]))
+        ref.in_proj_bias.copy_(torch.cat([ours.q_proj.bias, ours.k_proj.bias, ours.v_proj.bias]))
+        ref.out_proj.load_state_dict(ours.out_proj.state_dict())
+        return ref
+
+    src, tgt = torch.randint(3, 37, (2, 7)), torch.randint(3, 37, (2, 4))
+    am = torch.tensor([[1] * 7, [1] * 4 + [0] * 3])
+    memory, _ = model.encoder(src, am)
+    x = model.decoder.embed(tgt)
+    # post-LN: the cross-attention of layer 0 reads LN(x + causal self-attention(x))
+    sa, _ = torch_mha(layer.self_attn)(x, x, x, attn_mask=~torch.ones(4, 4, dtype=torch.bool).tril())
+    h = F.layer_norm(x + sa, (16,), layer.norm1.weight, layer.norm1.bias, layer.norm1.eps)
+    _, expected = torch_mha(layer.cross_attn)(h, memory, memory, key_padding_mask=~am.bool(), average_attn_weights=False)
+    maps = model.cross_attention_maps(src, tgt, am)
+    assert len(maps) == 3 and maps[0].shape == (2, 4, 4, 7)
+    torch.testing.assert_close(maps[0], expected)
+    assert maps[0][1, ..., 4:].abs().max() == 0  # no weight on the padded source positions
