@@ -68,6 +68,7 @@ def _fake_output(nb):
     bonus.metadata["nbgrader"] = {"grade": True, "grade_id": "bonus", "locked": True, "points": 50, "schema_version": 3,
                                   "solution": False, "task": False}
     nb.cells.insert(nb.cells.index(test) + 1, bonus)
+    nb.cells.append(new_code_cell('from IPython.display import HTML, display\ndisplay(HTML("<script>alert(1)</script><b>hi</b>"))'))
 
 
 def _helper_cell(nb):
@@ -176,6 +177,7 @@ def test_every_submission_gets_the_points_it_earned(graded):
     _, results, skipped = graded
     assert any("99_unknown" in s for s in skipped)
     for student, (_nb, softmax_pts, mask_pts, words) in SUBMISSIONS.items():
+        assert not results[student].error, (student, results[student].error)
         grades = {g.exercise: g for g in results[student].grades}
         assert grades["ex_softmax"].points == softmax_pts, (student, grades["ex_softmax"])
         assert grades["ex_mask"].points == mask_pts, (student, grades["ex_mask"])
@@ -210,6 +212,9 @@ def test_grades_csv_and_feedback(graded):
         assert "Feedback: 01_fixture" in page and "hidden tests, not shown" in page
         for hidden in ("big_logits_row", "columns sum to one", "dtype == bool", "One point for overflow"):
             assert hidden not in page, f"{student}'s feedback shows hidden test text {hidden!r}"
+    page = (root / "grades" / "feedback" / "fake_output" / f"{LAB}.html").read_text(encoding="utf-8")
+    assert "alert(1)" in page and "<script>alert(1)" not in page, "student HTML output must be escaped"
+    assert "<h2" in page, "markdown must still render"
     page = (root / "grades" / "feedback" / "loop_and_hog" / f"{LAB}.html").read_text(encoding="utf-8")
     assert "TimeLimitExceeded" in page
 

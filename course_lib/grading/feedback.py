@@ -2,8 +2,9 @@
 
 Test cells show their visible part and a one-line verdict (points, and the
 exception's name and message when they failed), never a traceback, since
-tracebacks quote the hidden lines. The HTML is sanitized (student outputs may
-contain script) and long outputs are cut with nbgrader's ``LimitOutput``.
+tracebacks quote the hidden lines. Student outputs and markdown go through
+nbconvert's ``SanitizeHTML`` (no script reaches the page) and long outputs are
+cut with nbgrader's ``LimitOutput``.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def _visible_part(source: str) -> str:
 
 def feedback_notebook(graded: NotebookNode, runs: list, result) -> NotebookNode:
     """The notebook a student may see: verdicts instead of test outputs, hidden tests removed."""
+    from nbconvert.preprocessors.sanitize import SanitizeHTML
     from nbgrader.preprocessors import LimitOutput
 
     fb = copy.deepcopy(graded)
@@ -74,6 +76,7 @@ def feedback_notebook(graded: NotebookNode, runs: list, result) -> NotebookNode:
                    else f"\u2717 failed (0 / {points:g} points): {run.ename}: {run.evalue}".rstrip(": "))
         cell.outputs = [new_output("stream", name="stdout", text=verdict + "\n")]
     fb, _ = LimitOutput().preprocess(fb, {})
+    fb, _ = SanitizeHTML().preprocess(fb, {})  # student HTML/JS outputs and raw HTML in markdown: escaped or dropped
     fb.cells.insert(0, new_markdown_cell(summary_markdown(result)))
     return fb
 
@@ -90,7 +93,7 @@ def write_feedback(graded: NotebookNode, runs: list, result, path: str | Path) -
     found = leaks(tests_only, shown)
     if found:
         raise RuntimeError(f"feedback for {result.student} would reveal hidden tests {found[:3]}; not written.")
-    body, _ = HTMLExporter(sanitize_html=True).from_notebook_node(fb)
+    body, _ = HTMLExporter().from_notebook_node(fb)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
