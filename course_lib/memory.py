@@ -74,7 +74,7 @@ def model_state_bytes(n_params: float, convention: str = "mixed-zero") -> dict:
     return {k: v * n_params for k, v in training_bytes_per_param(convention).items()}
 
 
-# --- activations (Korthikanti et al. 2022) ------------------------------------------
+# --- a decoder's shape: parameters, inference memory, activations (Korthikanti et al. 2022) ---
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,13 @@ def param_count(shape: TransformerShape) -> int:
     layer = attention + mlp + 2 * 2 * h  # two LayerNorms (gain + bias)
     embeddings = V * h * (1 if shape.tied_embeddings else 2) + (shape.max_seq_len * h if shape.learned_positions else 0)
     return shape.n_layers * layer + 2 * h + embeddings  # + the final LayerNorm
+
+
+def inference_memory(shape: TransformerShape, batch: int, context: int, dtype: str = "fp16") -> dict:
+    """Bytes to run a decoder: its weights plus the KV cache for ``batch`` sequences of ``context`` tokens."""
+    weights = weights_bytes(param_count(shape), dtype)
+    kv = kv_cache_bytes(shape.n_layers, shape.n_heads, shape.d_model // shape.n_heads, context, batch, dtype)
+    return {"weights": weights, "kv_cache": kv, "total": weights + kv}
 
 
 def activation_bytes(shape: TransformerShape, batch: int, seq_len: int, bytes_per_value: float = 2,

@@ -122,6 +122,18 @@ def test_measured_model_states_after_adamw_equal_the_prediction():
     assert r["step_counter_bytes"] == 4 * len(list(model.parameters()))  # one float32 step per tensor
 
 
+def test_kv_cache_formula_matches_hugging_face_cache():
+    model = _gpt2(3, h=64, heads=4, seq=64).eval()
+    with torch.no_grad():
+        out = model(input_ids=torch.randint(0, 300, (2, 10)), use_cache=True)
+    cache = out.past_key_values
+    held = sum(t.untyped_storage().nbytes() for layer in cache.layers for t in (layer.keys, layer.values))
+    shape = mem.TransformerShape(n_layers=3, d_model=64, n_heads=4, vocab_size=300, max_seq_len=64)
+    assert held == mem.kv_cache_bytes(3, 4, 16, seq_len=10, batch=2, dtype="fp32")
+    run = mem.inference_memory(shape, batch=2, context=10, dtype="fp32")
+    assert run["kv_cache"] == held and run["weights"] == 4 * mem.param_count(shape)
+
+
 # --- ZeroRedundancyOptimizer in 2 processes ----------------------------------------------------
 
 
