@@ -6,7 +6,6 @@ BIN := $(VENV)/bin
 LABS ?=
 MODE ?=
 SUBMISSIONS ?= submissions
-export MPLBACKEND := Agg
 
 .PHONY: setup labs labs-smoke test test-fast lint strip bench release grade validate clean
 

@@ -73,7 +73,9 @@ def run_lab(path: Path, out_dir: Path, smoke: bool, timeout: float, parameters: 
     log.unlink(missing_ok=True)
     params = {"SMOKE": smoke, **(parameters or {})}
     env = {**os.environ, "COURSE_SMOKE": "1" if smoke else "0", "COURSE_SERVED_LOG": str(log),
-           "MPLBACKEND": "Agg", "PYTHONUNBUFFERED": "1",
+           "PYTHONUNBUFFERED": "1",
+           # figures must be captured in the executed notebook, whatever backend the caller uses
+           "MPLBACKEND": "module://matplotlib_inline.backend_inline",
            # the 'python3' kernelspec runs `python`: make that this interpreter, venv or not
            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
     cmd = [sys.executable, "-m", "papermill", str(path), str(output), "-k", kernel, "--cwd", str(path.parent),

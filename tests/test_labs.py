@@ -25,7 +25,8 @@ def test_runner_reports_failures_and_timeouts(tmp_path):
 
     lab_dir = tmp_path / "labs"
     lab_dir.mkdir()
-    for name, code in {"01_ok": "x = 1", "02_fails": "raise ValueError('boom')", "03_hangs": "import time; time.sleep(60)"}.items():
+    for name, code in {"01_ok": "x = 1", "02_fails": "raise ValueError('boom')", "03_hangs": "import time; time.sleep(60)",
+                       "04_figure": "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()"}.items():
         nb = new_notebook(cells=[new_code_cell("SMOKE = False", metadata={"tags": ["parameters"]}), new_code_cell(code)])
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         nbformat.write(nb, lab_dir / f"{name}.ipynb")
@@ -36,5 +37,7 @@ def test_runner_reports_failures_and_timeouts(tmp_path):
     assert results["03_hangs"].status == "timeout"
     executed = nbformat.read(out / "01_ok.ipynb", as_version=4)
     assert any("SMOKE = True" in c.source for c in executed.cells), "papermill must inject SMOKE"
+    figure = nbformat.read(out / "04_figure.ipynb", as_version=4).cells[-1].outputs
+    assert any("image/png" in o.get("data", {}) for o in figure), "figures must land in the executed notebook"
     table = labs.summary_table(list(results.values()))
     assert "| 02_fails | failed |" in table and json.dumps([r.status for r in results.values()])
