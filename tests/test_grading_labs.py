@@ -49,7 +49,12 @@ def test_release_holds_nothing_of_the_instructor_version(path, tmp_path):
     for marker in ("BEGIN SOLUTION", "BEGIN HIDDEN TESTS", "BEGIN MARK SCHEME"):
         assert marker not in text, f"{path.name}: marker {marker!r} in the release"
     assert all(not c.get("outputs") for c in released["cells"] if c["cell_type"] == "code")
-    lost = question_in_answer_cells(instructor)
+
+
+@pytest.mark.parametrize("path", WITH_EXERCISES, ids=[p.stem for p in WITH_EXERCISES])
+def test_written_questions_survive_the_release(path):
+    """nbgrader replaces a whole written-answer cell: the question must sit in a cell of its own."""
+    lost = question_in_answer_cells(nbf.read(path))
     assert not lost, f"{path.name}: {lost}"
 
 
