@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -269,6 +270,12 @@ def test_validate_and_cli(tmp_path):
     assert "cell 'tolerance' was changed" in done.stdout and "passes public tests" in done.stdout
     done = subprocess.run([*cli, "validate", str(out / f"{LAB}.ipynb")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "not attempted" in done.stdout
+    nbf.write_atomic(_answer(), tmp_path / "subs" / "ada" / f"{LAB}.ipynb")
+    done = subprocess.run([*cli, "grade", str(tmp_path / "subs"), "--labs-dir", str(labs), "--out", str(tmp_path / "grades"),
+                           "--workers", "1", "--quiet", "--memory-mb", "1024"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"ada\s+01_fixture\s+4/4 \+2", done.stdout), done.stdout
+    assert (tmp_path / "grades" / "feedback" / "ada" / f"{LAB}.html").exists()
 
 
 def test_kernel_environment_keeps_what_labs_need_and_drops_secrets():
