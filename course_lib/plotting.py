@@ -440,8 +440,12 @@ def plot_kaplan_laws(axes=None):
         (np.logspace(7, 11, 50), kaplan_loss_tokens, "dataset size D (tokens)", f"alpha_D = {KAPLAN['alpha_D']}"),
         (np.logspace(4, 10, 50), kaplan_loss_params, "non-embedding parameters N", f"alpha_N = {KAPLAN['alpha_N']}"),
     ]
+    from matplotlib.ticker import FormatStrFormatter
+
     for ax, (x, law, xlabel, label) in zip(axes, panels):
         ax.loglog(x, law(x), label=label)
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
         ax.set_xlabel(xlabel)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3, which="both")
@@ -501,7 +505,7 @@ def plot_isoflop_curves(runs, optima, axes=None, reference_exponent: float = 0.5
     colors = plt.cm.plasma(np.linspace(0.1, 0.8, len(optima)))
     for color, (_, opt) in zip(colors, optima.sort_values("budget").iterrows()):
         group = runs[runs.budget == opt.budget].sort_values("n_params")
-        axes[0].plot(group.n_params, group.loss, "o", color=color, label=f"C = {opt.budget:.1e} FLOPs")
+        axes[0].plot(group.n_params, group.loss, "o:", color=color, lw=0.8, label=f"C = {opt.budget:.1e} FLOPs")
         if opt.method == "parabola":
             x = np.log(group.n_params)
             coef = np.polyfit(x, group.loss, 2)

@@ -33,7 +33,7 @@ BYTE_VOCAB = 256
 
 @dataclass
 class IsoFLOPConfig:
-    budgets: tuple[float, ...] = (3e9, 1e10, 3e10)  # training FLOPs per run
+    budgets: tuple[float, ...] = (1e10, 3e10, 1e11)  # training FLOPs per run
     compute: str = "full"  # how a run's FLOPs are counted: "full" (attention and output layer too) or "6N"
     shapes: tuple[tuple[int, int], ...] = ((1, 8), (1, 16), (2, 16), (2, 24), (2, 32))  # (n_layer, d_model) sizes
     d_head: int = 8  # width of one attention head; n_head = d_model // d_head
@@ -42,7 +42,7 @@ class IsoFLOPConfig:
     lr: float = 1e-2  # peak learning rate, the same for every size
     warmup_frac: float = 0.05  # share of each run's steps spent warming up
     min_steps: int = 10  # refuse runs shorter than this: too few steps to mean anything
-    eval_batches: int = 16  # held-out batches behind every final loss
+    eval_batches: int = 64  # held-out batches behind every final loss (64 x 8 x 64 = 32,768 bytes)
     seed: int = 0  # the same initialisation seed and data order for every run
     device: str = "auto"  # where the runs train
     cpu_threads: int | None = 1  # torch threads on CPU: tiny matrices gain nothing from more, and lose a lot on a busy CPU
@@ -59,6 +59,12 @@ class IsoFLOPConfig:
             if n_layer < 1 or d_model < self.d_head or d_model % self.d_head:
                 raise ValueError(f"shape ({n_layer}, {d_model}): need n_layer >= 1 and d_model a multiple of "
                                  f"d_head={self.d_head}.")
+
+
+# Lab 06's experiment: the defaults (about 6 minutes on a busy 2-core CPU), and a version that runs in seconds.
+LAB_CONFIG = IsoFLOPConfig()
+SMOKE_CONFIG = IsoFLOPConfig(budgets=(2e8, 6e8), shapes=((1, 8), (1, 16), (2, 16)), batch_size=4, seq_len=32,
+                             min_steps=5, eval_batches=2)
 
 
 def dialogsum_bytes(rows, seed: int = 0) -> torch.Tensor:
