@@ -74,92 +74,96 @@ def _exit_code(km) -> int | None:
         return None
 
 
-def run_notebook(nb: NotebookNode, limits: Limits, cwd: str, extra_env: dict[str, str] | None = None) -> list[CellRun]:
-    """Execute ``nb`` in place (outputs filled in); return one CellRun per cell (markdown: 'ok')."""
+class _StartFailed(RuntimeError):
+    """The kernel did not start (a memory limit below what Python needs, a broken environment)."""
+
+
+def _session(nb: NotebookNode, runs: list[CellRun], start: int, skip: set[int], limits: Limits, deadline: float,
+             spec_dirs: str, cwd: str, env: dict[str, str]) -> int | None:
+    """One kernel's life: replay the good cells before ``start``, then run from ``start`` on.
+
+    Returns the index of the cell that hung or killed the kernel (recorded in ``runs``), or None
+    when the notebook ran to its end or out of time.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+    replies: dict[int, dict] = {}  # cell index -> the kernel's execute_reply
+
+    def record(cell_index, execute_reply, **_):
+        replies[cell_index] = execute_reply
+
+    km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=KernelSpecManager(kernel_dirs=[spec_dirs]))
+    client = NotebookClient(nb, km=km, kernel_name=KERNEL_NAME, allow_errors=True, interrupt_on_timeout=False,
+                            shutdown_kernel="immediate", startup_timeout=120, record_timing=False, on_cell_executed=record)
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
+    current = None
+    try:
+        with client.setup_kernel(cwd=cwd, env=env, cleanup_kc=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+            for i in code:
+                remaining = deadline - time.monotonic()
+                if remaining <= 1:
+                    return None
+                client.timeout = max(1, int(min(limits.cell_timeout, remaining)))
+                current = i
+                if i < start:  # replay on a copy: the outputs stay as first recorded
+                    if runs[i].status == "ok" and i not in skip:
+                        client.execute_cell(copy.deepcopy(nb.cells[i]), i)
+                    continue
+                began = time.perf_counter()
+                client.execute_cell(nb.cells[i], i)
+                content = replies.get(i, {}).get("content", {})
+                if content.get("status", "error") == "ok":
+                    runs[i] = CellRun(i, "ok", seconds=time.perf_counter() - began)
+                    continue
+                runs[i] = CellRun(i, "error", content.get("ename", "Error"), str(content.get("evalue", ""))[:500],
+                                  time.perf_counter() - began)
+                if not any(o.get("output_type") == "error" for o in nb.cells[i].outputs):  # tracebacks were hidden
+                    nb.cells[i].outputs.append(_error_output(runs[i].ename, runs[i].evalue))
+        return None
+    except CellTimeoutError:
+        runs[current] = CellRun(current, "timeout", "TimeLimitExceeded", f"the cell ran longer than {client.timeout} s and was stopped")
+    except DeadKernelError:
+        runs[current] = CellRun(current, "crashed", "KernelDied", _exit_description(_exit_code(km)))
+    except Exception as exc:
+        if current is None:
+            raise _StartFailed(f"{type(exc).__name__}: {exc}") from exc
+        runs[current] = CellRun(current, "crashed", "KernelDied", f"lost contact with the kernel ({type(exc).__name__}: {exc})")
+    if current < start:
+        runs[current].evalue += " (when replayed after a restart)"
+    return current
+
+
+def run_notebook(nb: NotebookNode, limits: Limits, cwd: str, extra_env: dict[str, str] | None = None) -> list[CellRun]:
+    """Execute ``nb`` in place (outputs filled in); return one CellRun per cell (markdown and empty cells: 'ok')."""
     runs = [CellRun(i, "ok" if c.cell_type != "code" or not c.source.strip() else "not-run") for i, c in enumerate(nb.cells)]
     deadline = time.monotonic() + limits.time_limit
-    env = kernel_env({"COURSE_SMOKE": "1" if limits.smoke else "0", "OMP_NUM_THREADS": str(limits.threads),
-                      "MKL_NUM_THREADS": str(limits.threads), "OPENBLAS_NUM_THREADS": str(limits.threads), **(extra_env or {})})
-    bad: set[int] = set()  # cells that hung or crashed: never replayed
-    start, restarts = 0, 0
+    threads = str(limits.threads)
+    env = kernel_env({"COURSE_SMOKE": "1" if limits.smoke else "0", "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
+                      "OPENBLAS_NUM_THREADS": threads, **(extra_env or {})})
+    skip: set[int] = set()  # cells that hung or crashed: never replayed
+    start, restarts, why_not_run = 0, 0, ""
     with tempfile.TemporaryDirectory(prefix="course-kernel-") as kdir:
-        from jupyter_client.kernelspec import KernelSpecManager
-        from jupyter_client.manager import AsyncKernelManager
-
         cpu_backstop = int(limits.time_limit * max(1, limits.threads) * 2) + 60
-        spec_dirs = write_kernelspec(kdir, limits.memory_mb, cpu_backstop)
-        replies: dict[int, dict] = {}  # cell index -> the kernel's execute_reply
-
-        def record(cell_index, execute_reply, **_):
-            replies[cell_index] = execute_reply
-
-        while start < len(nb.cells):
-            km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec_dirs)]))
-            client = NotebookClient(nb, km=km, kernel_name=KERNEL_NAME, allow_errors=True, interrupt_on_timeout=False,
-                                    shutdown_kernel="immediate", timeout=int(limits.cell_timeout), startup_timeout=120,
-                                    record_timing=False, on_cell_executed=record)
-            stopped_at, current = None, None
+        spec_dirs = str(write_kernelspec(kdir, limits.memory_mb, cpu_backstop))
+        while True:
             try:
-                with client.setup_kernel(cwd=cwd, env=env, cleanup_kc=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
-                    for i in range(start):  # replay what had succeeded, on copies: outputs stay as first recorded
-                        if runs[i].status == "ok" and i not in bad and nb.cells[i].cell_type == "code" and nb.cells[i].source.strip():
-                            current = i
-                            client.timeout = max(1, int(min(limits.cell_timeout, deadline - time.monotonic())))
-                            client.execute_cell(copy.deepcopy(nb.cells[i]), i)
-                    for i in range(start, len(nb.cells)):
-                        cell = nb.cells[i]
-                        if cell.cell_type != "code" or not cell.source.strip():
-                            continue
-                        remaining = deadline - time.monotonic()
-                        if remaining <= 1:
-                            break
-                        current = i
-                        client.timeout = max(1, int(min(limits.cell_timeout, remaining)))
-                        began = time.perf_counter()
-                        client.execute_cell(cell, i)
-                        content = replies.get(i, {}).get("content", {})
-                        if content.get("status", "error") == "ok":
-                            runs[i] = CellRun(i, "ok", seconds=time.perf_counter() - began)
-                        else:
-                            runs[i] = CellRun(i, "error", content.get("ename", "Error"), str(content.get("evalue", ""))[:500],
-                                              time.perf_counter() - began)
-                            if not any(o.get("output_type") == "error" for o in cell.outputs):  # tracebacks were hidden
-                                cell.outputs.append(_error_output(runs[i].ename, runs[i].evalue))
-            except CellTimeoutError:
-                stopped_at = current
-                runs[current] = CellRun(current, "timeout", "TimeLimitExceeded",
-                                        f"the cell ran longer than {client.timeout} s and was stopped")
-            except DeadKernelError:
-                stopped_at = current
-                runs[current] = CellRun(current, "crashed", "KernelDied", _exit_description(_exit_code(km)))
-            except Exception as exc:
-                if current is not None:  # lost contact with a running kernel: treat it like a crash
-                    stopped_at = current
-                    runs[current] = CellRun(current, "crashed", "KernelDied", f"{type(exc).__name__}: {exc}")
-                else:  # the kernel could not start (e.g. a memory limit below what Python needs)
-                    for run in runs[start:]:
-                        if run.status == "not-run":
-                            run.ename, run.evalue = "KernelFailed", f"the kernel could not start: {type(exc).__name__}: {exc}"
-                    return runs
-                for run in runs[start:]:
-                    if run.status == "not-run":
-                        run.ename, run.evalue = "KernelFailed", f"the kernel could not start: {type(exc).__name__}: {exc}"
-                return runs
-            if stopped_at is not None and current is not None and current < start:
-                runs[current].evalue += " (when replayed after a restart)"
-            if stopped_at is None:
+                stopped = _session(nb, runs, start, skip, limits, deadline, spec_dirs, cwd, env)
+            except _StartFailed as exc:
+                why_not_run = f"the kernel could not start: {exc}"
                 break
-            nb.cells[stopped_at].outputs.append(_error_output(runs[stopped_at].ename, runs[stopped_at].evalue))
-            bad.add(stopped_at)
-            start, restarts = max(start, stopped_at + 1), restarts + 1
+            if stopped is None:
+                break
+            nb.cells[stopped].outputs.append(_error_output(runs[stopped].ename, runs[stopped].evalue))
+            skip.add(stopped)
+            start, restarts = max(start, stopped + 1), restarts + 1
             if restarts > limits.max_restarts:
+                why_not_run = f"the kernel was restarted {limits.max_restarts} times; later cells were not run"
                 break
     for run in runs:
         if run.status == "not-run":
             run.ename = "NotRun"
-            run.evalue = ("the notebook's time limit ran out first" if time.monotonic() >= deadline - 1
-                          else f"the kernel was restarted {restarts} times; later cells were not run")
+            run.evalue = why_not_run or "the notebook's time limit ran out first"
     return runs
