@@ -70,7 +70,7 @@ outputs must never be presented as FLAN-T5's.
 
 ## Bias, risks and limitations
 
-- It has seen only DialogSum, for a few minutes of CPU training: it copies DialogSum's summary style
+- It has seen only DialogSum, for minutes of CPU training: it copies DialogSum's summary style
   (`#Person1# tells #Person2# ...`), often gets facts, names and numbers wrong, and repeats itself.
 - It understands prompts only in the formats it was trained on (bare dialogue, "Summarize the following
   conversation.", FLAN's "Dialogue: ... What was going on?", one solved example first). It has no
@@ -87,7 +87,7 @@ outputs must never be presented as FLAN-T5's.
   batch {cfg['batch_size']}, {cfg['steps']} steps, gradient clipping 1.0, seed {cfg['seed']}.
 - Training loss: {metrics['first_loss']:.3f} at the first step, {metrics['final_loss']:.3f} over the last 10 steps.
 - Build time: {minutes:.1f} min wall clock ({metrics['train_cpu_seconds'] / 60:.1f} min of CPU time, {metrics['torch_threads']} torch
-  threads, on {metrics['device']}) for the tokenizer and the training.
+  thread(s), on {metrics['device']}) for the tokenizer and the training.
 
 ## Evaluation
 
