@@ -82,7 +82,8 @@ def peak_flops(gpu: str, dtype: str = "bf16", sparse: bool = False) -> float:
 
 def gpu_source(gpu: str) -> str:
     """Where ``peak_flops(gpu, ...)`` comes from."""
-    peak_flops(gpu, next(iter(GPU_PEAK_TFLOPS.get(gpu, {"": 0}))))  # validates the name
+    if gpu not in GPU_SOURCES:
+        raise ValueError(f"Unknown gpu {gpu!r}; choose one of {sorted(GPU_SOURCES)}.")
     return GPU_SOURCES[gpu]
 
 

@@ -39,7 +39,8 @@ class IsoFLOPConfig:
     d_head: int = 8  # width of one attention head; n_head = d_model // d_head
     seq_len: int = 64  # tokens (bytes) per training row
     batch_size: int = 8  # rows per optimizer step
-    lr: float = 1e-2  # peak learning rate, the same for every size
+    lr: float = 1e-2  # peak learning rate (at d_model = lr_ref_width when that is set)
+    lr_ref_width: int | None = 16  # if set, each size uses lr * lr_ref_width / d_model: wider models, smaller steps
     warmup_frac: float = 0.05  # share of each run's steps spent warming up
     min_steps: int = 10  # refuse runs shorter than this: too few steps to mean anything
     eval_batches: int = 64  # held-out batches behind every final loss (64 x 8 x 64 = 32,768 bytes)
@@ -153,7 +154,8 @@ def _one_run(cfg, budget, n_layer, d_model, n, per_token, steps, train_rows, eva
     """Train one size for one budget and measure its held-out loss."""
     set_seed(cfg.seed)
     model = build_decoder(n_layer, d_model, cfg)
-    tcfg = TrainConfig(max_steps=steps, lr=cfg.lr, warmup_steps=max(1, round(cfg.warmup_frac * steps)),
+    lr = cfg.lr * (cfg.lr_ref_width / d_model if cfg.lr_ref_width else 1.0)
+    tcfg = TrainConfig(max_steps=steps, lr=lr, warmup_steps=max(1, round(cfg.warmup_frac * steps)),
                        eval_every=0, log_every=max(1, steps // 20), device=cfg.device, seed=cfg.seed,
                        progress=cfg.progress)
     start = time.perf_counter()
@@ -162,7 +164,7 @@ def _one_run(cfg, budget, n_layer, d_model, n, per_token, steps, train_rows, eva
     loss = evaluate(model, _batches(eval_rows, cfg.batch_size), cfg.eval_batches)
     tokens = steps * cfg.batch_size * cfg.seq_len
     return {
-        "budget": budget, "n_layer": n_layer, "d_model": d_model, "n_params": n,
+        "budget": budget, "n_layer": n_layer, "d_model": d_model, "n_params": n, "lr": lr,
         "n_params_total": model.num_parameters(), "steps": steps, "n_tokens": tokens,
         "flops": per_token * tokens, "flops_6nd": 6 * n * tokens,
         "flops_full": 3 * full_forward_flops_per_token(n, n_layer, d_model, cfg.seq_len) * tokens,

@@ -212,6 +212,7 @@ def test_huber_gradient_matches_finite_differences(delta):
     (lambda: scaling.chinchilla_loss(1e9, 0), "n_tokens"),
     (lambda: scaling.chinchilla_loss(1e9, 1e10, fit="kaplan"), "Unknown fit"),
     (lambda: scaling.peak_flops("TPUv4"), "Unknown gpu"),
+    (lambda: scaling.gpu_source("TPUv4"), "Unknown gpu"),
     (lambda: scaling.peak_flops("V100", "bf16"), "no 'bf16'"),
     (lambda: scaling.peak_flops("V100", "fp16", sparse=True), "sparsity"),
     (lambda: scaling.gpus_per_petaflop("A100", utilization=0), "utilization"),

@@ -90,6 +90,6 @@ def test_bad_config_raises(kwargs, match):
 
 
 def test_budget_too_small_for_a_size_raises():
-    cfg = sx.IsoFLOPConfig(budgets=(1e5,), shapes=((1, 8), (1, 16), (2, 16)), seq_len=16)
+    cfg = sx.IsoFLOPConfig(budgets=(1e5,), shapes=((1, 8), (1, 16), (2, 16)), seq_len=16, eval_batches=2)
     with pytest.raises(ValueError, match="min_steps"):
         sx.run_isoflop(cfg, _text(5000, 0), _text(5000, 1))
