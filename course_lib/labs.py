@@ -17,6 +17,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .atomic import atomic_write_text
+
 REPO = Path(__file__).resolve().parent.parent
 LABS_DIR = REPO / "labs"
 
@@ -102,11 +104,7 @@ def _to_html(notebook: Path) -> Path:
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
-    target = notebook.with_suffix(".html")
-    tmp = target.with_suffix(".html.tmp")
-    tmp.write_text(body, encoding="utf-8")
-    os.replace(tmp, target)
-    return target
+    return atomic_write_text(notebook.with_suffix(".html"), body)
 
 
 def summary_table(results: list[LabResult]) -> str:

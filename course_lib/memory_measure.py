@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .atomic import atomic_write_text
+
 
 def storage_bytes(tensors) -> int:
     """Bytes of the distinct storages behind ``tensors`` (views and aliases counted once)."""
@@ -191,9 +193,7 @@ def _zero_worker(rank: int, cfg: ZeroDemoConfig, init_file: str, out_dir: str) -
         if rank == 0:
             flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
             torch.save(flat, Path(out_dir) / "params_after_step.pt")
-        tmp = Path(out_dir) / f".rank{rank}.json.tmp"
-        tmp.write_text(json.dumps(result))
-        os.replace(tmp, Path(out_dir) / f"rank{rank}.json")
+        atomic_write_text(Path(out_dir) / f"rank{rank}.json", json.dumps(result))
     finally:
         dist.destroy_process_group()
 

@@ -17,12 +17,13 @@ import codecs
 import heapq
 import json
 import os
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import regex
+
+from .atomic import atomic_write
 
 # GPT-2's pre-tokenizer: contractions, letters, numbers, other symbols, then whitespace.
 # `\s+(?!\S)` leaves the last space of a run to be the prefix of the next word.
@@ -239,18 +240,7 @@ class BPETokenizer:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the tokenizer as JSON (bytes in hex), atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self.to_dict(), fh)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return path
+        return atomic_write(path, lambda fh: json.dump(self.to_dict(), fh))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> BPETokenizer:
