@@ -7,7 +7,7 @@ LABS ?=
 MODE ?=
 SUBMISSIONS ?= submissions
 
-.PHONY: setup labs labs-smoke test test-fast lint strip bench release grade validate clean
+.PHONY: setup labs labs-smoke test test-fast lint strip bench release grade export validate clean
 
 setup: $(VENV)/.installed
 
@@ -47,6 +47,9 @@ release: setup
 
 grade: setup
 	$(BIN)/python -m course_lib.grading grade $(SUBMISSIONS)
+
+export: setup
+	$(BIN)/python -m course_lib.grading export $(if $(MANUAL),--manual $(MANUAL))
 
 validate: setup
 	$(BIN)/python -m course_lib.grading validate $(NOTEBOOK)
