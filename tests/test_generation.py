@@ -124,7 +124,7 @@ def tiny_t5():
 ])
 def test_decode_matches_generate_on_hf_t5(tiny_t5, settings_):
     model, input_ids, mask = tiny_t5
-    for seed in range(3):
+    for seed in range(2):
         torch.manual_seed(seed)
         ref = model.generate(input_ids=input_ids, attention_mask=mask, **settings_.hf_kwargs())[:, 1:]
         torch.manual_seed(seed)
