@@ -38,6 +38,7 @@ lint: setup
 strip: setup
 	$(BIN)/nbstripout --keep-id labs/*.ipynb
 
+## CPU benchmarks (figures go to bench/RESULTS.md by hand, with the machine); bench/gpu_*.py need a GPU
 bench: setup
 	for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 

@@ -45,7 +45,7 @@ def main():
 
     device = get_device("auto")
     if device.type != "cuda":
-        raise SystemExit("This benchmark needs a CUDA GPU; on CPU use bench/transformer_throughput.py.")
+        raise SystemExit("This benchmark needs a CUDA GPU; on CPU use bench/bench_transformer_throughput.py.")
     precision = best_precision(device)
     set_seed(0)
     config = TransformerConfig(vocab_size=50304, d_model=768, n_head=12, n_layer=12, max_seq_len=args.seq,

@@ -1,6 +1,6 @@
 """Peak memory of causal self-attention vs sequence length: fused SDPA path vs explicit weights.
 
-    python bench/attention_memory.py [--lengths 512 1024 2048 4096 --d-model 256 --n-head 4] [--plot out.png]
+    python bench/bench_attention_memory.py [--lengths 512 1024 2048 4096 --d-model 256 --n-head 4] [--plot out.png]
 
 Each (length, path) runs in a fresh process that measures the rise of its peak resident
 memory (ru_maxrss) across one forward pass of course_lib's MultiHeadAttention (no grad,

@@ -1,6 +1,6 @@
 """Lab 05 figures on this machine: predicted vs measured training memory, ZeRO in 2 processes, int8 quality.
 
-    HF_HUB_OFFLINE=1 DIALOGSUM_DIR=../shared/data/dialogsum python bench/quantization_memory_bench.py \
+    HF_HUB_OFFLINE=1 DIALOGSUM_DIR=../shared/data/dialogsum python bench/bench_quantization_memory.py \
         [--threads 1] [--sentences 256] [--lm-steps 300]
 
 Prints markdown tables:

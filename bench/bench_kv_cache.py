@@ -1,6 +1,6 @@
 """Greedy generation of 256 new tokens: course decoder with vs without KV cache, and HF generate on the same weights.
 
-    HF_HUB_OFFLINE=1 python bench/kv_cache_generation.py [--new 256 --prompt 16 --d-model 256 --n-layer 4 --repeats 3]
+    HF_HUB_OFFLINE=1 python bench/bench_kv_cache.py [--new 256 --prompt 16 --d-model 256 --n-layer 4 --repeats 3]
 
 All three produce the same tokens (asserted), so the times compare the same work.
 Batch 1, fp32, CPU threads as torch sets them; the median of ``--repeats`` runs is reported.

@@ -1,6 +1,6 @@
 """Training-step throughput (tokens/s): course DecoderOnlyLM vs Hugging Face GPT2LMHeadModel, same shape, fp32.
 
-    HF_HUB_OFFLINE=1 python bench/transformer_throughput.py [--d-model 256 --n-layer 4 --batch 8 --seq 128 --steps 10]
+    HF_HUB_OFFLINE=1 python bench/bench_transformer_throughput.py [--d-model 256 --n-layer 4 --batch 8 --seq 128 --steps 10]
 
 One step = forward + backward + AdamW update on random tokens. Both models have the
 same parameter count (asserted) and no dropout. Runs alternate between the two models
