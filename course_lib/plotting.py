@@ -249,12 +249,12 @@ def plot_context_masks(masks: dict, axes=None):
     return axes
 
 
-def plot_position_loss(curves: dict, ax=None, title: str = "Loss of predicting the token at each position"):
-    """{label: per-position losses}: how hard each position is to predict with a given view of the context."""
+def plot_position_loss(curves: dict, ax=None, start: int = 0, title: str = "Loss of predicting the token at each position"):
+    """{label: per-position losses from position ``start``}: how hard each position is to predict with a given view of the context."""
     ax = _axes(ax, figsize=(7, 3.8))
     for label, values in curves.items():
-        ax.plot(range(len(values)), values, marker=".", lw=1.2, label=label)
-    ax.set_xlabel("position in the row")
+        ax.plot(range(start, start + len(values)), values, marker=".", lw=1.2, label=label)
+    ax.set_xlabel("position of the predicted token in the row")
     ax.set_ylabel("cross-entropy (nats)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
