@@ -1,5 +1,6 @@
 """Benchmark: the course training loop against a bare PyTorch loop, DDP scaling on CPU, bf16 on a GPU.
 
+    python bench/bench_training.py            # overhead + ddp (+ gpu when CUDA is available)
     python bench/bench_training.py overhead [--steps 40] [--rounds 5]
     python bench/bench_training.py ddp [--steps 40]
     python bench/bench_training.py gpu [--steps 50]          # needs CUDA; ~100M-parameter decoder
@@ -130,11 +131,18 @@ def gpu(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=["overhead", "ddp", "gpu"])
+    parser.add_argument("which", nargs="?", default="all", choices=["all", "overhead", "ddp", "gpu"],
+                        help="all (default): overhead and ddp, plus gpu when CUDA is available")
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=16, help="gpu: rows of 1024 tokens per step")
     args = parser.parse_args()
+    if args.which == "all":
+        overhead(args)
+        ddp(args)
+        if torch.cuda.is_available():
+            gpu(args)
+        return
     {"overhead": overhead, "ddp": ddp, "gpu": gpu}[args.which](args)
 
 
