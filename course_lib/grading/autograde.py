@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import re
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from nbformat import NotebookNode
 
+from ..atomic import atomic_write_text
 from . import notebook as nbf
 from .execute import CellRun, Limits, run_notebook
 from .release import student_version
@@ -214,10 +214,7 @@ def grade_notebook(source_path: str | Path, submission_path: str | Path, student
 
 
 def write_result(result: SubmissionResult, path: str | Path) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(asdict(result), indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(asdict(result), indent=1))
 
 
 def read_result(path: str | Path) -> SubmissionResult:

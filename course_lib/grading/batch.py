@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..atomic import atomic_write_text
 from . import notebook as nbf
 from .autograde import ExerciseGrade, SubmissionResult, read_result
 from .execute import Limits
@@ -157,11 +158,7 @@ def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> Path:
     writer = csv.DictWriter(buf, fieldnames=columns)
     writer.writeheader()
     writer.writerows(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, buf.getvalue())
 
 
 def write_tables(results: list[SubmissionResult], out_dir: str | Path) -> tuple[Path, Path]:

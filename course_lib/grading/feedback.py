@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import copy
 import html
-import os
 from pathlib import Path
 
 from nbformat import NotebookNode
 from nbformat.v4 import new_markdown_cell, new_output
 
+from ..atomic import atomic_write_text
 from . import notebook as nbf
 from .release import leaks
 
@@ -94,9 +94,4 @@ def write_feedback(graded: NotebookNode, runs: list, result, path: str | Path) -
     if found:
         raise RuntimeError(f"feedback for {result.student} would reveal hidden tests {found[:3]}; not written.")
     body, _ = HTMLExporter().from_notebook_node(fb)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(body, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, body)

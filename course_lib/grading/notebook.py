@@ -8,13 +8,13 @@ schema is nbgrader's (version 3), validated with nbgrader's own validator.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 from nbformat import NotebookNode
+
+from ..atomic import atomic_write
 
 SOLUTION_BEGIN, SOLUTION_END = "BEGIN SOLUTION", "END SOLUTION"
 HIDDEN_BEGIN, HIDDEN_END = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
@@ -75,17 +75,7 @@ def read(path: str | Path) -> NotebookNode:
 
 def write_atomic(nb: NotebookNode, path: str | Path) -> Path:
     """Write a notebook via a temp file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            nbformat.write(nb, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda fh: nbformat.write(nb, fh))
 
 
 def exercises(nb: NotebookNode) -> list[Exercise]:
