@@ -170,6 +170,7 @@ def _from_hf(name: str, task: str | None, local_only: bool, **kwargs):
 
 
 def _load(name: str, task: str | None, **kwargs):
+    """(model or tokenizer, Served, the fallback's tokenizer or None)."""
     if task is not None and task not in TASKS:
         raise ValueError(f"task={task!r} is not one of {TASKS}.")
     what = "tokenizer" if task is None else "model"
@@ -178,18 +179,18 @@ def _load(name: str, task: str | None, **kwargs):
     if hub_reachable():
         try:
             obj = _from_hf(name, task, local_only=False, **kwargs)
-            return obj, record(Served(name, name, "hub", what, time.perf_counter() - start))
+            return obj, record(Served(name, name, "hub", what, time.perf_counter() - start)), None
         except Exception as exc:  # a hub hiccup must still fall back
             errors.append(f"hub: {type(exc).__name__}: {exc}")
     try:
         obj = _from_hf(name, task, local_only=True, **kwargs)
-        return obj, record(Served(name, name, "hf-cache", what, time.perf_counter() - start))
+        return obj, record(Served(name, name, "hf-cache", what, time.perf_counter() - start)), None
     except Exception as exc:
         errors.append(f"hf-cache: {type(exc).__name__}")
     builder = _find_fallback(name)
     model, tokenizer, served_name, kind, note = builder(name, task, want_model=task is not None)
     obj = tokenizer if task is None else model
-    return obj, record(Served(name, served_name, kind, what, time.perf_counter() - start, note))
+    return obj, record(Served(name, served_name, kind, what, time.perf_counter() - start, note)), tokenizer
 
 
 def load_tokenizer(name: str):
@@ -204,13 +205,10 @@ def load_model(name: str, task: str = "seq2seq", **kwargs):
 
 
 def load_model_and_tokenizer(name: str, task: str = "seq2seq", **kwargs):
-    """Both at once, guaranteed to be a matching pair (same rung of the fallback ladder)."""
-    model, served_model = _load(name, task, **kwargs)
-    if served_model.kind in {"hub", "hf-cache"}:
+    """Both at once, guaranteed to be a matching pair (same rung of the fallback ladder, built once)."""
+    model, _, tokenizer = _load(name, task, **kwargs)
+    if tokenizer is None:  # a real model: its own tokenizer from the same place
         tokenizer = load_tokenizer(name)
-    else:
-        builder = _find_fallback(name)
-        tokenizer = builder(name, None, want_model=False)[1]
     return model.eval(), tokenizer
 
 

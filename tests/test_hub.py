@@ -88,3 +88,19 @@ def test_non_dialogsum_dataset_offline_fails_clearly(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(RuntimeError, match="only for DialogSum"):
         hub.load_dataset("squad")
+
+
+def test_a_fallback_pair_is_built_once(monkeypatch):
+    """load_model_and_tokenizer must not build a stand-in twice (once for the model, once for its tokenizer)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    calls = []
+
+    def builder(name, task, want_model=True):
+        calls.append(want_model)
+        return torch.nn.Linear(2, 2), "the-tokenizer", "tiny test stand-in", "stand-in", "built for a test"
+
+    monkeypatch.setattr(hub, "_FALLBACKS", [("test-org/*", builder)])
+    monkeypatch.setattr(hub, "_BUILTINS_DONE", True)
+    model, tok = hub.load_model_and_tokenizer("test-org/tiny", task="causal")
+    assert calls == [True] and tok == "the-tokenizer" and isinstance(model, torch.nn.Linear)
+    assert hub.last_served("model").kind == "stand-in" and not hub.last_served("model").is_real
