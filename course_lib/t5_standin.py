@@ -29,7 +29,7 @@ import torch
 from . import prompting
 from .device import set_seed, smoke_mode
 
-FORMAT_VERSION = 1  # bump when the build recipe changes, so old caches are not reused
+FORMAT_VERSION = 2  # bump when the build recipe changes, so old caches are not reused
 N_SENTINELS = 100  # T5's <extra_id_0> ... <extra_id_99> span-corruption sentinels
 SPECIAL = ["<pad>", "</s>", "<unk>"]  # ids 0, 1, 2 as in T5
 
@@ -91,6 +91,9 @@ def train_tokenizer(texts: list[str], vocab_size: int):
     vocab = [tuple(v) for v in json.loads(raw.to_str())["model"]["vocab"]]
     if [p for p, _ in vocab[:3]] != SPECIAL:
         raise RuntimeError(f"Unigram training put {vocab[:3]} first; expected {SPECIAL}.")
+    # Sentinels last and numbered from the top down, as in T5's own vocabulary (<extra_id_0> = the last id);
+    # left to T5Tokenizer(extra_ids=...), transformers 5 would append them bottom-up.
+    vocab += [(f"<extra_id_{k}>", 0.0) for k in reversed(range(N_SENTINELS))]
     return T5Tokenizer(vocab=vocab, extra_ids=N_SENTINELS, model_max_length=prompting.DEFAULT_CONTEXT)
 
 

@@ -37,6 +37,8 @@ def test_smoke_build_is_a_hf_t5_with_t5_special_tokens(built):
     assert (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id) == (0, 1, 2)
     sentinels = tokenizer.convert_tokens_to_ids([f"<extra_id_{i}>" for i in range(t5_standin.N_SENTINELS)])
     assert len(set(sentinels)) == t5_standin.N_SENTINELS and tokenizer.unk_token_id not in sentinels
+    # numbered from the top of the vocabulary down, as in T5's own files: <extra_id_0> is the last id
+    assert sentinels == list(range(len(tokenizer) - 1, len(tokenizer) - 1 - t5_standin.N_SENTINELS, -1))
     assert model.get_input_embeddings().num_embeddings == len(tokenizer)
     assert model.config.decoder_start_token_id == tokenizer.pad_token_id
     assert "NOT FLAN-T5" in card.note and card.name.startswith("course-t5-dialogsum-standin")
