@@ -101,6 +101,53 @@ def smoke_mode(default: bool | None = None) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+_THREADS: int | None = None
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, which containers and job schedulers set)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def choose_threads(cpus: int | None = None, load: float | None = None) -> int:
+    """Torch threads for this process: $COURSE_THREADS if set, else the CPUs that are idle right now.
+
+    torch starts one thread per core and makes them wait for each other at every operation; on a
+    machine whose cores are busy with other work, those waits make a small model many times slower
+    than one thread would. Counting only idle cores (cores minus the 1-minute load) avoids that.
+    """
+    value = os.environ.get("COURSE_THREADS", "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"COURSE_THREADS={value!r}: expected a whole number >= 1 (or unset it).")
+        return int(value)
+    cpus = available_cpus() if cpus is None else cpus
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except (AttributeError, OSError):
+            load = 0.0
+    return max(1, min(cpus, int(cpus - load + 0.5)))
+
+
+def configure_threads(threads: int | None = None) -> int:
+    """Set torch's thread count once per process (later calls keep it) and return it."""
+    global _THREADS
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads={threads}: must be >= 1.")
+        _THREADS = threads
+    elif _THREADS is None:
+        _THREADS = choose_threads()
+    else:
+        return _THREADS
+    torch.set_num_threads(_THREADS)
+    return _THREADS
+
+
 def environment_report(device: torch.device | str = "auto", show: bool = True) -> dict:
     """Versions, device, precision and hub status; each lab prints it in its second cell."""
     from . import hub  # local import: hub imports this module
@@ -114,7 +161,7 @@ def environment_report(device: torch.device | str = "auto", show: bool = True) -
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "precision": precision.name,
-        "cpu_threads": torch.get_num_threads(),
+        "cpu_threads": configure_threads(),
         "smoke": smoke_mode(),
         "hub": "online" if hub.hub_reachable() else "offline",
         "DIALOGSUM_DIR": os.environ.get("DIALOGSUM_DIR", "(unset)"),

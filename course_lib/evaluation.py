@@ -60,6 +60,56 @@ def rouge(predictions: Sequence[str], references: Sequence, use_stemmer: bool = 
     return {k: scores[k] for k in ROUGE_KEYS}
 
 
+# --- does a summarizer read its input? -----------------------------------------
+
+CONSTANT_SUMMARY = "#Person1# and #Person2# talk about something."  # a model-free floor for DialogSum
+
+
+def first_turn(dialogue: str) -> str:
+    """The dialogue's first turn: the classic "lead" baseline of summarization."""
+    return dialogue.strip().split("\n")[0]
+
+
+def shuffled_references(references: Sequence, seed: int = 0) -> list:
+    """The references re-dealt so that no example keeps its own (a seeded cyclic shift of a random order)."""
+    n = len(references)
+    if n < 2:
+        raise ValueError("A shuffled-reference control needs at least 2 examples.")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    out = [None] * n
+    for pos, i in enumerate(order):
+        out[i] = references[order[(pos + 1) % n]]  # each example takes the next one's references in the random order
+    return out
+
+
+def summary_controls(predictions: Sequence[str], dialogues: Sequence[str], references: Sequence, seed: int = 0) -> dict:
+    """ROUGE of ``predictions`` next to the controls that tell whether a model read its input.
+
+    * ``matched``: against each dialogue's own references;
+    * ``shuffled``: the same outputs against another dialogue's references. A model that writes a
+      fluent but generic summary scores about the same on both; ``reading_gain`` (ROUGE-1 matched minus
+      shuffled) is what reading the dialogue is worth;
+    * ``first_turn`` and ``constant``: two baselines that need no model;
+    * ``distinct``: the share of different outputs.
+    """
+    predictions, refs = list(predictions), _as_reference_lists(references)
+    if not (len(predictions) == len(refs) == len(dialogues)):
+        raise ValueError(f"{len(predictions)} predictions, {len(dialogues)} dialogues and {len(refs)} references: "
+                         "pass one of each per example.")
+    matched = rouge(predictions, refs)
+    shuffled = rouge(predictions, shuffled_references(refs, seed))
+    per_matched = rouge(predictions, refs, per_example=True)["rouge1"]
+    per_shuffled = rouge(predictions, shuffled_references(refs, seed), per_example=True)["rouge1"]
+    diff = torch.tensor(per_matched, dtype=torch.float64) - torch.tensor(per_shuffled, dtype=torch.float64)
+    return {"examples": len(predictions),
+            "matched": matched, "shuffled": shuffled,
+            "reading_gain": matched["rouge1"] - shuffled["rouge1"],
+            "reading_gain_se": float(diff.std() / len(diff) ** 0.5) if len(diff) > 1 else float("nan"),
+            "first_turn": rouge([first_turn(d) for d in dialogues], refs),
+            "constant": rouge([CONSTANT_SUMMARY] * len(refs), refs),
+            "distinct": len(set(predictions)) / len(predictions)}
+
+
 # --- perplexity -----------------------------------------------------------------
 
 

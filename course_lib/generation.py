@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .device import configure_threads
+
 NEG_INF = float("-inf")
 
 
@@ -160,6 +162,7 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None =
     ``model.generate``; with the same seed, sampling draws the same tokens as ``model.generate``.
     """
     settings.validate()
+    configure_threads()
     if input_ids.dim() != 2:
         raise ValueError(f"input_ids must have shape (batch, length), got {tuple(input_ids.shape)}.")
     eos, pad = _special_ids(model, eos_token_id, pad_token_id)

@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 HUB_HOST = "huggingface.co"
 HUB_TIMEOUT_S = float(os.environ.get("COURSE_HUB_TIMEOUT", "2.0"))
@@ -223,10 +222,3 @@ def load_dataset(name: str, split: str = "train", **kwargs):
     import datasets
 
     return datasets.load_dataset(name, split=split, **kwargs)
-
-
-def cache_dir() -> Path:
-    """Where course_lib keeps stand-ins it builds (COURSE_CACHE overrides)."""
-    path = Path(os.environ.get("COURSE_CACHE", Path.home() / ".cache" / "course_lib"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path

@@ -18,7 +18,7 @@ LIFECYCLE_STAGES = [
     ("Select", "existing foundation\nmodel or pretrain"),
     ("Adapt & align", "prompting, fine-tuning,\nhuman feedback"),
     ("Evaluate", "metrics and\nbenchmarks"),
-    ("Optimize & deploy", "smaller, faster\ninference"),
+    ("Optimize &\ndeploy", "smaller, faster\ninference"),
     ("Augment", "tools, retrieval,\nguard-rails"),
 ]
 
@@ -28,8 +28,8 @@ def plot_lifecycle(ax=None):
     ax = _axes(ax, figsize=(12, 2.6))
     for i, (title, detail) in enumerate(LIFECYCLE_STAGES):
         ax.add_patch(plt.Rectangle((i * 2.0, 0), 1.6, 1.2, facecolor=plt.cm.Blues(0.25 + 0.1 * i), edgecolor="k"))
-        ax.text(i * 2.0 + 0.8, 0.85, title, ha="center", va="center", fontweight="bold", fontsize=9)
-        ax.text(i * 2.0 + 0.8, 0.4, detail, ha="center", va="center", fontsize=7.5)
+        ax.text(i * 2.0 + 0.8, 0.88, title, ha="center", va="center", fontweight="bold", fontsize=9)
+        ax.text(i * 2.0 + 0.8, 0.36, detail, ha="center", va="center", fontsize=7.5)
         if i:
             ax.annotate("", xy=(i * 2.0, 0.6), xytext=(i * 2.0 - 0.4, 0.6), arrowprops=dict(arrowstyle="->"))
     ax.annotate("iterate", xy=(4.8, 1.25), xytext=(7.0, 1.25), ha="center", fontsize=8,
@@ -352,7 +352,7 @@ def plot_rouge_by_strategy(table, metrics=("rouge1", "rouge2", "rougeL"), ax=Non
         ax.bar(x, table[m], width, yerr=err, capsize=3, label=m)
     ax.set_xticks(np.arange(len(strategies)), strategies)
     ax.set_ylabel("F-measure (mean over dialogues)")
-    ax.set_ylim(0, max(0.05, float(table[list(metrics)].to_numpy().max()) * 1.3))
+    ax.set_ylim(0, max(0.05, float(np.nanmax(table[list(metrics)].to_numpy(dtype=float))) * 1.3))
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)

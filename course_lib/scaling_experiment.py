@@ -17,13 +17,14 @@ loss directly comparable across runs (nats per byte).
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from .device import get_device, set_seed
+from .device import configure_threads, get_device, set_seed
 from .model import DecoderOnlyLM, TransformerConfig
 from .scaling import isoflop_minimum
 from .training import TrainConfig, evaluate, train
@@ -126,9 +127,14 @@ def run_isoflop(cfg: IsoFLOPConfig, train_stream: torch.Tensor, eval_stream: tor
     from tqdm.auto import tqdm
 
     train_rows, eval_rows = _rows(train_stream, cfg.seq_len, "training"), _rows(eval_stream, cfg.seq_len, "held-out")
+    if len(eval_rows) < cfg.batch_size:
+        raise ValueError(f"The held-out text has {len(eval_rows)} rows of {cfg.seq_len} bytes, fewer than one batch of "
+                         f"{cfg.batch_size}; give more held-out text or a smaller batch_size.")
     if len(eval_rows) < cfg.eval_batches * cfg.batch_size:
-        raise ValueError(f"The held-out text has {len(eval_rows)} rows; eval_batches x batch_size = "
-                         f"{cfg.eval_batches * cfg.batch_size}. Lower eval_batches or give more text.")
+        fits = len(eval_rows) // cfg.batch_size
+        print(f"[IsoFLOP] the held-out text has {len(eval_rows)} rows: evaluating on {fits} batch(es) of "
+              f"{cfg.batch_size} instead of eval_batches={cfg.eval_batches}.")
+        cfg = replace(cfg, eval_batches=fits)
     tokens_per_step = cfg.batch_size * cfg.seq_len
     runs = []
     for budget in cfg.budgets:
@@ -139,7 +145,7 @@ def run_isoflop(cfg: IsoFLOPConfig, train_stream: torch.Tensor, eval_stream: tor
                 raise ValueError(f"Budget {budget:.3g} gives the ({n_layer}, {d_model}) model only {steps} steps "
                                  f"(< min_steps={cfg.min_steps}); raise the budget or drop that size.")
             runs.append((budget, n_layer, d_model, n, per_token, steps))
-    results, threads = [], torch.get_num_threads()
+    results, threads = [], configure_threads()
     if cfg.cpu_threads and get_device(cfg.device).type == "cpu":
         torch.set_num_threads(cfg.cpu_threads)
     try:
@@ -196,6 +202,66 @@ def isoflop_optima(runs):
         rows.append({"budget": budget, "n_opt": float(n_opt), "loss_opt": loss_opt, "best_run_n": int(best.n_params),
                      "best_run_tokens": int(best.n_tokens), "method": method})
     return pd.DataFrame(rows)
+
+
+def _round_down(x: float, digits: int = 3) -> float:
+    """``x`` cut (never rounded up) to ``digits`` significant digits."""
+    unit = 10.0 ** (math.floor(math.log10(x)) - digits + 1)
+    return math.floor(x / unit) * unit
+
+
+def plan_for_data(cfg: IsoFLOPConfig, train_bytes: int, eval_bytes: int, max_passes: float = 4.0,
+                  small_batch: tuple[int, int] = (4, 32)) -> tuple[IsoFLOPConfig, list[str]]:
+    """``cfg`` resized to the text that served, and one line per change it made.
+
+    1. Budgets shrink (all by the same factor, so their ratios stay) until no run passes over the
+       training text more than ``max_passes`` times (Muennighoff et al., 2023: beyond ~4 passes,
+       repeated tokens are worth markedly less than new ones).
+    2. If a run is then shorter than ``min_steps``, rows get smaller (``small_batch`` = (batch_size,
+       seq_len)), and if that is not enough the largest sizes are dropped (at least 3 stay).
+    3. The evaluation shrinks to the held-out rows there are.
+    Raises ValueError when no experiment with at least 3 sizes fits.
+    """
+    notes = []
+
+    def worst_passes(c):
+        return max(budget / training_flops_per_token(*shape, c)[1] / train_bytes for budget in c.budgets for shape in c.shapes)
+
+    def cap_passes(c):
+        passes = worst_passes(c)
+        if passes <= max_passes:
+            return c
+        scale = max_passes / passes
+        c = replace(c, budgets=tuple(_round_down(b * scale) for b in c.budgets))
+        notes.append(f"{train_bytes:,} training bytes: budgets scaled by {scale:.3g} to {[f'{b:.3g}' for b in c.budgets]} "
+                     f"so that no run passes over the text more than {max_passes:g} times (it would have made {passes:.1f}).")
+        return c
+
+    cfg = cap_passes(cfg)
+
+    def too_short(c):
+        return [k for k, steps in steps_per_run(c).items() if steps < c.min_steps]
+
+    if too_short(cfg) and (cfg.batch_size, cfg.seq_len) != small_batch:
+        cfg = replace(cfg, batch_size=small_batch[0], seq_len=small_batch[1])
+        notes.append(f"rows of {cfg.batch_size} x {cfg.seq_len} bytes per step, so that the largest models still make "
+                     f"at least {cfg.min_steps} steps.")
+        cfg = cap_passes(cfg)  # shorter rows make each token a little cheaper
+    while too_short(cfg) and len(cfg.shapes) > 3:
+        dropped = cfg.shapes[-1]
+        cfg = replace(cfg, shapes=cfg.shapes[:-1])
+        notes.append(f"size {dropped} dropped: at these budgets it would make fewer than {cfg.min_steps} steps.")
+    if too_short(cfg):
+        raise ValueError(f"{train_bytes:,} training bytes are too few for an IsoFLOP experiment with 3 sizes of at least "
+                         f"{cfg.min_steps} steps each; give more text (e.g. DIALOGSUM_DIR) or smaller shapes.")
+    eval_rows = eval_bytes // cfg.seq_len
+    fits = eval_rows // cfg.batch_size
+    if fits < 1:
+        raise ValueError(f"{eval_bytes:,} held-out bytes make fewer than one evaluation batch of {cfg.batch_size} x {cfg.seq_len}.")
+    if fits < cfg.eval_batches:
+        cfg = replace(cfg, eval_batches=fits)
+        notes.append(f"evaluation on {fits} held-out batch(es) ({fits * cfg.batch_size * cfg.seq_len:,} bytes), all there is.")
+    return cfg, notes
 
 
 def steps_per_run(cfg: IsoFLOPConfig) -> dict:

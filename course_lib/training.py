@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torch import nn
 
 from . import checkpoint as ckpt
-from .device import autocast, best_precision, get_device, grad_scaler, set_seed
+from .device import autocast, best_precision, configure_threads, get_device, grad_scaler, set_seed
 
 
 @dataclass
@@ -100,6 +100,39 @@ class History:
     @classmethod
     def from_dict(cls, data: dict) -> History:
         return cls(**{k: list(v) for k, v in data.items()})
+
+
+@dataclass
+class StepPlan:
+    """How many steps a run makes on the text it has, and what that means."""
+
+    steps: int  # optimizer steps the run will make
+    requested: int  # steps asked for
+    passes: float  # passes over the training tokens those steps make
+    capped: bool  # True when the text was too small for the steps asked for
+    note: str  # one line for the lab's output
+
+
+def plan_steps(requested: int, n_tokens: int, tokens_per_step: int, max_passes: float) -> StepPlan:
+    """``requested`` steps, or fewer when they would pass over ``n_tokens`` more than ``max_passes`` times.
+
+    Repeating text is worth less each time (Muennighoff et al., 2023, "Scaling Data-Constrained Language
+    Models", find about 4 passes nearly as good as fresh text and little gain past ~16), and a small model
+    that sees the same few thousand tokens hundreds of times only memorises them.
+    """
+    if requested < 1 or n_tokens < 1 or tokens_per_step < 1 or not max_passes > 0:
+        raise ValueError(f"plan_steps needs requested, n_tokens, tokens_per_step >= 1 and max_passes > 0; got "
+                         f"{requested}, {n_tokens}, {tokens_per_step}, {max_passes}.")
+    limit = max(1, int(max_passes * n_tokens / tokens_per_step))
+    steps = min(requested, limit)
+    passes = steps * tokens_per_step / n_tokens
+    if steps < requested:
+        note = (f"{n_tokens:,} training tokens allow {steps:,} of the {requested:,} steps asked for at "
+                f"{tokens_per_step:,} tokens per step (at most {max_passes:g} passes over the text); "
+                "results at this size show the mechanics, not what more text would teach.")
+    else:
+        note = f"{steps:,} steps of {tokens_per_step:,} tokens: {passes:.2f} passes over {n_tokens:,} training tokens."
+    return StepPlan(steps, requested, passes, steps < requested, note)
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
@@ -289,6 +322,7 @@ def train(model: nn.Module, train_batches, cfg: TrainConfig, eval_batches=None) 
     if strategy in {"ddp", "fsdp"} and world == 1 and not dist.is_initialized():
         raise RuntimeError(f"strategy={strategy!r} needs torch.distributed: launch with torchrun "
                            "(e.g. torchrun --nproc_per_node 2 -m course_lib.train_ddp ...).")
+    configure_threads()
     device = get_device(cfg.device)
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))

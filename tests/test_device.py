@@ -59,3 +59,34 @@ def test_environment_report_logs_device_for_the_runner(tmp_path, monkeypatch):
     report = dev.environment_report("cpu", show=False)
     assert report["device"] == "cpu" and report["torch"] == torch.__version__
     assert '"what": "environment"' in log.read_text()
+
+
+def test_threads_count_idle_cpus_and_honour_course_threads(monkeypatch):
+    from course_lib import device as dv
+
+    monkeypatch.delenv("COURSE_THREADS", raising=False)
+    assert dv.choose_threads(cpus=2, load=0.0) == 2
+    assert dv.choose_threads(cpus=2, load=1.8) == 1  # one busy core: one thread, not two fighting for it
+    assert dv.choose_threads(cpus=2, load=9.0) == 1  # never zero
+    assert dv.choose_threads(cpus=16, load=4.2) == 12
+    monkeypatch.setenv("COURSE_THREADS", "3")
+    assert dv.choose_threads(cpus=2, load=5.0) == 3
+    monkeypatch.setenv("COURSE_THREADS", "many")
+    with pytest.raises(ValueError, match="COURSE_THREADS"):
+        dv.choose_threads()
+
+
+def test_configure_threads_sets_torch_once(monkeypatch):
+    import torch
+
+    from course_lib import device as dv
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(dv, "_THREADS", None)
+    monkeypatch.setenv("COURSE_THREADS", "1")
+    try:
+        assert dv.configure_threads() == 1 and torch.get_num_threads() == 1
+        monkeypatch.setenv("COURSE_THREADS", "2")
+        assert dv.configure_threads() == 1  # chosen once per process
+    finally:
+        torch.set_num_threads(before)

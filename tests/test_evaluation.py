@@ -135,3 +135,40 @@ class _Seq2SeqStub(torch.nn.Module):
         super().__init__()
         self.w = torch.nn.Parameter(torch.zeros(1))
         self.config = type("C", (), {"is_encoder_decoder": True})()
+
+
+# --- the reading controls --------------------------------------------------------
+
+
+def _rouge1_mean(preds, refs):
+    """Independent reference: rouge_score directly, best of the references, mean F over examples."""
+    scorer = rouge_scorer.RougeScorer(["rouge1"], use_stemmer=True)
+    return sum(max(scorer.score(r, p)["rouge1"].fmeasure for r in rs) for p, rs in zip(preds, refs)) / len(preds)
+
+
+def test_shuffled_references_never_keep_an_examples_own():
+    refs = [[f"ref {i}"] for i in range(50)]
+    for seed in range(5):
+        shuffled = ev.shuffled_references(refs, seed)
+        assert all(s != r for s, r in zip(shuffled, refs))
+        assert sorted(map(tuple, shuffled)) == sorted(map(tuple, refs))  # a re-deal, nothing lost or repeated
+    with pytest.raises(ValueError, match="at least 2"):
+        ev.shuffled_references([["only one"]])
+
+
+def test_summary_controls_separate_a_reader_from_a_generic_writer():
+    dialogues = [f"#Person1#: I want to buy a {w}.\n#Person2#: Here is a {w}." for w in
+                 ("bicycle", "piano", "ticket", "sandwich", "laptop", "umbrella")]
+    refs = [[f"#Person1# buys a {w} from #Person2#."] for w in ("bicycle", "piano", "ticket", "sandwich", "laptop", "umbrella")]
+    reader = [f"#Person1# buys a {w}." for w in ("bicycle", "piano", "ticket", "sandwich", "laptop", "umbrella")]
+    generic = ["#Person1# buys a book from #Person2#."] * len(dialogues)
+    wrong = [reader[(i + 1) % 6] for i in range(6)]  # different per dialogue, but another dialogue's summary
+    r, g, w = (ev.summary_controls(p, dialogues, refs) for p in (reader, generic, wrong))
+    assert math.isclose(r["matched"]["rouge1"], _rouge1_mean(reader, refs), abs_tol=1e-9)
+    assert math.isclose(r["shuffled"]["rouge1"], _rouge1_mean(reader, ev.shuffled_references(refs)), abs_tol=1e-9)
+    assert r["reading_gain"] > 0.1
+    assert abs(g["reading_gain"]) < 1e-9 and g["distinct"] == 1 / 6
+    assert w["distinct"] == 1.0 and w["reading_gain"] < 0.05  # distinct but wrong summaries do not pass as reading
+    assert math.isclose(r["first_turn"]["rouge1"], _rouge1_mean([ev.first_turn(d) for d in dialogues], refs), abs_tol=1e-9)
+    with pytest.raises(ValueError, match="one of each"):
+        ev.summary_controls(reader[:3], dialogues, refs)

@@ -27,3 +27,19 @@ def test_ruff_is_clean():
     proc = subprocess.run([sys.executable, "-m", "ruff", "check", "course_lib", "tests", "labs", "bench"],
                           capture_output=True, text=True, cwd=labs.REPO)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _committed_notebooks():
+    out = subprocess.run(["git", "ls-files", "*.ipynb"], capture_output=True, text=True, cwd=labs.REPO)
+    return [labs.REPO / p for p in out.stdout.split()] or LABS
+
+
+def test_no_notebook_holds_a_control_character():
+    # e.g. a Python "\a" escape that ate the "\a" of LaTeX's \approx and left a BEL byte in the markdown
+    bad = []
+    for path in _committed_notebooks():
+        for i, cell in enumerate(json.loads(path.read_text(encoding="utf-8"))["cells"]):
+            for ch in "".join(cell["source"]):
+                if (ord(ch) < 32 and ch not in "\n\t") or ord(ch) == 127:
+                    bad.append(f"{path.name} cell {i}: {ch!r}")
+    assert not bad, bad[:10]

@@ -93,3 +93,33 @@ def test_budget_too_small_for_a_size_raises():
     cfg = sx.IsoFLOPConfig(budgets=(1e5,), shapes=((1, 8), (1, 16), (2, 16)), seq_len=16, eval_batches=2)
     with pytest.raises(ValueError, match="min_steps"):
         sx.run_isoflop(cfg, _text(5000, 0), _text(5000, 1))
+
+
+def test_plan_for_data_caps_passes_and_keeps_three_sizes_on_a_small_text():
+    cfg, notes = sx.plan_for_data(sx.LAB_CONFIG, train_bytes=25_437, eval_bytes=5_981, max_passes=4)
+    worst = max(b / sx.training_flops_per_token(*s, cfg)[1] / 25_437 for b in cfg.budgets for s in cfg.shapes)
+    assert worst <= 4.0
+    ratios = [b / cfg.budgets[0] for b in cfg.budgets]
+    assert ratios == pytest.approx([1, 3, 10], rel=0.02)  # the budgets keep their spacing
+    assert len(cfg.shapes) >= 3 and min(sx.steps_per_run(cfg).values()) >= cfg.min_steps
+    assert cfg.eval_batches * cfg.batch_size * cfg.seq_len <= 5_981
+    assert any("passes" in n for n in notes) and any("dropped" in n for n in notes)
+
+
+def test_plan_for_data_leaves_a_big_enough_text_alone():
+    cfg, notes = sx.plan_for_data(sx.LAB_CONFIG, train_bytes=9_000_000, eval_bytes=700_000)
+    assert cfg == sx.LAB_CONFIG and notes == []
+
+
+def test_plan_for_data_refuses_a_text_too_small_for_any_experiment():
+    with pytest.raises(ValueError, match="too few"):
+        sx.plan_for_data(sx.LAB_CONFIG, train_bytes=200, eval_bytes=5_000)
+
+
+def test_a_small_held_out_text_shrinks_the_evaluation_instead_of_crashing(capsys):
+    cfg = sx.SMOKE_CONFIG
+    train = torch.randint(0, 256, (20_000,))
+    held_out = torch.randint(0, 256, (cfg.seq_len * cfg.batch_size + 5,))  # one batch and a bit
+    runs = sx.run_isoflop(cfg, train, held_out)
+    assert len(runs) == len(cfg.budgets) * len(cfg.shapes)
+    assert "evaluating on 1 batch" in capsys.readouterr().out

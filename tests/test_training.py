@@ -192,3 +192,15 @@ def test_history_round_trips_through_a_checkpoint(tmp_path):
     assert History.from_dict(ckpt.load(tmp_path / "h.pt")["history"]) == h
     with pytest.raises(FileNotFoundError, match="No checkpoint"):
         ckpt.load(tmp_path / "missing.pt")
+
+
+def test_plan_steps_caps_passes_over_a_small_text():
+    from course_lib.training import plan_steps
+
+    plan = plan_steps(1000, n_tokens=9_500, tokens_per_step=1024, max_passes=10)
+    assert plan.capped and plan.steps == 92 and plan.passes <= 10 and "9,500" in plan.note
+    free = plan_steps(1000, n_tokens=10_000_000, tokens_per_step=1024, max_passes=10)
+    assert not free.capped and free.steps == 1000 and free.passes == pytest.approx(0.1024)
+    assert plan_steps(5, n_tokens=10, tokens_per_step=1024, max_passes=1).steps == 1  # never zero steps
+    with pytest.raises(ValueError):
+        plan_steps(0, 10, 10, 1)
