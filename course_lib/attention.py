@@ -189,3 +189,26 @@ def positional_encoding(kind: str, max_len: int, d_model: int) -> nn.Module:
     if kind == "learned":
         return LearnedPositionalEmbedding(max_len, d_model)
     raise ValueError(f"positional={kind!r}: expected 'sinusoidal' or 'learned'.")
+
+
+# --- why attention replaced recurrence --------------------------------------------------
+
+
+def context_cost(kind: str, seq_len: int, d_model: int) -> dict:
+    """What one layer pays to read ``seq_len`` tokens: FLOPs, sequential steps, and values kept about the past.
+
+    kind='rnn': h_t = tanh(W x_t + U h_{t-1}), two d x d products per token (4 d^2 FLOPs), one token after
+    another; everything read is squeezed into one state of d values. kind='attention': Q, K, V and output
+    projections (8 d^2 per token) plus scores and weighted sums (4 T d per token); every position at once;
+    keys and values of every past token are kept (2 T d values, the KV cache).
+    """
+    if kind not in ("rnn", "attention"):
+        raise ValueError(f"kind={kind!r}: expected 'rnn' or 'attention'.")
+    for name, v in (("seq_len", seq_len), ("d_model", d_model)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name}={v!r}: must be an integer >= 1.")
+    T, d = seq_len, d_model
+    if kind == "rnn":
+        return {"flops": 4 * d * d * T, "sequential_steps": T, "values_kept": d, "values_per_past_token": d / T}
+    return {"flops": 8 * d * d * T + 4 * T * T * d, "sequential_steps": 1, "values_kept": 2 * T * d, "values_per_past_token": 2 * d}
+

@@ -70,6 +70,23 @@ def best_precision(device: torch.device | str = "auto", prefer: str = "auto") ->
     return Precision(device.type, torch.float16, device.type == "cuda")
 
 
+def inference_dtype(device: torch.device | str = "auto", model_type: str = "") -> tuple[torch.dtype, str]:
+    """(dtype to hold a model's weights in for inference, the reason in words): one decision for every lab.
+
+    bf16 where the GPU supports it; on a GPU without bf16 (e.g. a T4), float16, except for T5-family
+    models, whose activations overflow float16's range (65,504), which get float32; float32 on CPU.
+    """
+    device = get_device(device)
+    if device.type == "cpu":
+        return torch.float32, "CPU: float32"
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16, f"{device.type}: bfloat16 (supported; half the memory of float32, float32's range)"
+    if "t5" in model_type.lower():
+        return torch.float32, (f"{device.type}: float32, because this device has no bfloat16 and T5 overflows in float16 "
+                               "(activations beyond float16's 65,504)")
+    return torch.float16, f"{device.type}: float16 (no bfloat16 on this device)"
+
+
 def autocast(precision: Precision):
     """Autocast context for ``precision`` (a no-op for fp32)."""
     if precision.dtype == torch.float32:

@@ -110,6 +110,25 @@ def summary_controls(predictions: Sequence[str], dialogues: Sequence[str], refer
             "distinct": len(set(predictions)) / len(predictions)}
 
 
+def repeated_ngrams(text: str, n: int = 3) -> dict:
+    """How much of ``text`` repeats itself: word n-grams that occur more than once.
+
+    Greedy decoding tends to loop ("... the meeting. #Person1# and #Person2# talk about the meeting. ...");
+    ``share`` is the fraction of the text's n-grams that are repeats of an earlier one.
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n={n!r}: must be an integer >= 1.")
+    words = text.split()
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    seen, repeats = set(), 0
+    for g in grams:
+        repeats += g in seen
+        seen.add(g)
+    most = max(((grams.count(g), " ".join(g)) for g in seen), default=(0, ""))
+    return {"ngrams": len(grams), "repeats": repeats, "share": repeats / len(grams) if grams else 0.0,
+            "most_repeated": most[1], "most_repeated_count": most[0]}
+
+
 # --- perplexity -----------------------------------------------------------------
 
 

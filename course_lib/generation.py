@@ -48,11 +48,29 @@ def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
     return logits.masked_fill(logits < kth_largest, NEG_INF)
 
 
-def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
-    """Nucleus filtering: keep the most likely tokens until their probability reaches ``p``; the rest become -inf."""
+TOP_P_RULES = ("reach", "within")
+
+
+def top_p_filter(logits: torch.Tensor, p: float, rule: str = "reach") -> torch.Tensor:
+    """Nucleus filtering: keep the most likely tokens; the rest become -inf. Never fewer than one token.
+
+    rule="reach" (Hugging Face, Holtzman et al.): the smallest set whose probability *reaches* ``p``.
+    rule="within" (the course's wording): the most likely tokens whose cumulative probability stays
+    *within* ``p``. The two differ whenever ``p`` falls strictly inside a token's share: with
+    probabilities 0.20, 0.10, ... and p = 0.25, "reach" keeps two tokens and "within" one.
+    """
     _check_logits(logits)
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1:
         raise ValueError(f"p={p!r} must be in (0, 1]; p=1 keeps every token.")
+    if rule not in TOP_P_RULES:
+        raise ValueError(f"rule={rule!r}: expected one of {TOP_P_RULES}.")
+    if rule == "within":
+        descending, order = torch.sort(logits, dim=-1, descending=True)  # (..., V)
+        mass_so_far = descending.softmax(dim=-1).cumsum(dim=-1)  # (..., V)
+        keep_sorted = mass_so_far <= p + 1e-6  # a little slack: 0.2 + 0.1 is 0.30000000000000004 in floats
+        keep_sorted[..., 0] = True
+        keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+        return logits.masked_fill(~keep, NEG_INF)
     # Walk up from the least likely token: a token may go while the mass of it and everything
     # below it stays within 1 - p. The most likely token always stays.
     ascending, order = torch.sort(logits, dim=-1)  # (..., V)
@@ -63,15 +81,24 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     return logits.masked_fill(drop, NEG_INF)
 
 
+def _check_finite_choice(logits: torch.Tensor) -> None:
+    if torch.isnan(logits).any():
+        raise ValueError("the logits hold NaN, so no token can be chosen (argmax would silently return id 0). "
+                         "The model's forward pass overflowed or received bad input: check its precision (T5 overflows "
+                         "in float16) and its inputs.")
+
+
 def greedy(logits: torch.Tensor) -> torch.Tensor:
     """The most probable token id(s): (..., V) -> (...)."""
     _check_logits(logits)
+    _check_finite_choice(logits)
     return logits.argmax(dim=-1)
 
 
 def sample(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Draw token ids in proportion to softmax(logits): (B, V) -> (B,). Unlikely tokens can still win."""
     _check_logits(logits)
+    _check_finite_choice(logits)
     probs = logits.float().softmax(dim=-1)
     return torch.multinomial(probs.reshape(-1, probs.size(-1)), 1, generator=generator).reshape(probs.shape[:-1])
 
@@ -195,10 +222,15 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None =
         elif course_seq2seq:
             out = model(input_ids, attention_mask, decoder_input_ids=seq)
         else:
-            mask = torch.cat([attention_mask, torch.ones_like(seq[:, prompt_len:])], dim=1)
+            mask = torch.cat([attention_mask, torch.ones_like(seq[:, prompt_len:])], dim=1)  # (B, T)
             max_len = getattr(cfg, "max_seq_len", None)
-            window = seq if max_len is None else seq[:, -max_len:]  # a course_lib model sees at most max_seq_len
-            out = model(window) if max_len is not None else model(input_ids=seq, attention_mask=mask)
+            if max_len is not None:  # a course_lib model sees at most max_seq_len tokens
+                seq_in, mask = seq[:, -max_len:], mask[:, -max_len:]
+            else:
+                seq_in = seq
+            # Left padding: a row's first real token is at position 0, as it would be alone (model.generate does the same).
+            positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+            out = model(seq_in, attention_mask=mask, position_ids=positions)
         logits = _logits_of(out)[:, -1, :]  # (B, V)
         token = next_token(logits, settings, generator)  # (B,)
         token = torch.where(finished, torch.full_like(token, pad), token)

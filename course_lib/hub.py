@@ -16,13 +16,13 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 HUB_HOST = "huggingface.co"
+PROBE_MODEL = "google/flan-t5-base"  # any public model: the probe asks for its metadata, never downloads
 HUB_TIMEOUT_S = float(os.environ.get("COURSE_HUB_TIMEOUT", "2.0"))
 
 TASKS = ("seq2seq", "causal", "masked", "encoder")
@@ -53,11 +53,13 @@ def offline_forced() -> bool:
 
 
 def hub_reachable(timeout: float | None = None) -> bool:
-    """True when the hub answers a TCP connect within ``timeout`` seconds.
+    """True when the hub answers an HTTP request within ``timeout`` seconds.
 
-    DNS lookups have no timeout of their own, so the probe runs in a daemon
-    thread and is abandoned after ``timeout``: an unplugged network costs at
-    most that long, once per process.
+    The request goes through huggingface_hub's own HTTP session, so it takes the same route as every
+    later download: through ``HTTPS_PROXY`` / ``HTTP_PROXY`` when they are set (managed notebooks often
+    need one), to ``HF_ENDPOINT`` when that is set. Any HTTP answer counts as reachable. DNS lookups
+    have no timeout of their own, so the probe runs in a daemon thread and is abandoned after
+    ``timeout``: an unplugged network costs at most that long, once per process.
     """
     if offline_forced():
         return False
@@ -68,9 +70,13 @@ def hub_reachable(timeout: float | None = None) -> bool:
 
     def probe():
         try:
-            with socket.create_connection((HUB_HOST, 443), timeout=timeout):
-                result["ok"] = True
-        except OSError:
+            from huggingface_hub import constants
+            from huggingface_hub.utils import get_session
+
+            answer = get_session().head(f"{constants.ENDPOINT}/api/models/{PROBE_MODEL}", timeout=timeout,
+                                        follow_redirects=False)
+            result["ok"] = answer.status_code < 500  # a proxy's 502/503 means it could not reach the hub
+        except Exception:  # no route, refused, timed out, proxy down: all mean "not reachable now"
             pass
 
     thread = threading.Thread(target=probe, daemon=True)

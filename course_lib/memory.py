@@ -195,6 +195,26 @@ def zero_memory_per_device(n_params: float, n_devices: int, stage: int | str, op
     return n_params * (replicated + sharded / n_devices)
 
 
+def fsdp_memory_per_device(n_params: float, sharding_factor: int, largest_unit_params: float = 0,
+                           state_bytes_per_param: float = 16, low_precision_bytes: float = 2,
+                           cpu_offload: bool = False) -> dict:
+    """Per-GPU model-state bytes of FSDP with sharding factor F (Zhao et al. 2023, §3.2).
+
+    Each GPU keeps 1/F of the full-precision states, ``state_bytes_per_param`` x Psi / F (ZeRO's 16 bytes
+    for mixed-precision Adam), plus the one FSDP unit it has gathered to compute with, in low precision:
+    ``low_precision_bytes`` x max psi_i. F = 1 is full replication (DDP), F = all GPUs is full sharding
+    (ZeRO-3), F = GPUs per node is hybrid sharding (shard within a node, replicate across nodes). With
+    ``cpu_offload`` the sharded states live in CPU memory and the GPU holds only the gathered unit.
+    """
+    _count("n_params", n_params)
+    if isinstance(sharding_factor, bool) or not isinstance(sharding_factor, int) or sharding_factor < 1:
+        raise ValueError(f"sharding_factor must be an integer >= 1 (1 = replicate, N = shard over N GPUs), got {sharding_factor!r}.")
+    sharded = _count("state_bytes_per_param", state_bytes_per_param) * n_params / sharding_factor
+    unit = _count("low_precision_bytes", low_precision_bytes) * _count("largest_unit_params", largest_unit_params)
+    return {"sharded_states": sharded, "gathered_unit": unit, "gpu": unit + (0 if cpu_offload else sharded),
+            "cpu": sharded if cpu_offload else 0.0}
+
+
 def gpus_needed(n_params: float, stage: int | str, gpu_bytes: float = 80e9, extra_bytes_per_device: float = 0,
                 optimizer_bytes_per_param: float = 12, param_bytes: float = 2, grad_bytes: float = 2) -> int | None:
     """Fewest devices whose per-device model states (+ extra, e.g. activations) fit ``gpu_bytes``.

@@ -262,6 +262,30 @@ def plot_position_loss(curves: dict, ax=None, start: int = 0, title: str = "Loss
     return ax
 
 
+def plot_sharding_memory(table, gpu_gb: float = 80, ax=None, title: str = ""):
+    """Per-GPU memory against the FSDP sharding factor (log-log), with and without CPU offload.
+
+    table: columns 'sharding factor', 'cpu offload' (bool), 'GPU (GB)' (from memory.fsdp_memory_per_device).
+    """
+    ax = _axes(ax, figsize=(7, 4))
+    for offload, group in table.groupby("cpu offload"):
+        ax.plot(group["sharding factor"], group["GPU (GB)"], marker="o",
+                label="states sharded on the GPUs" if not offload else "sharded states offloaded to CPU")
+    ax.axhline(gpu_gb, color="k", ls="--", lw=1, label=f"one {gpu_gb:.0f} GB GPU")
+    factors = sorted(table["sharding factor"].unique())
+    for x, name in ((factors[0], "replicate\n(DDP)"), (8, "hybrid\n(shard in a node)"), (factors[-1], "full shard\n(ZeRO-3)")):
+        if x in factors:
+            ax.annotate(name, (x, gpu_gb), textcoords="offset points", xytext=(0, 8), ha="center", fontsize=7)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("sharding factor F (GPUs one copy of the states is spread over)")
+    ax.set_ylabel("model states per GPU (GB)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    return ax
+
+
 # --- Lab 02: self-attention and the Transformer -----------------------------------
 
 
@@ -333,6 +357,38 @@ def plot_masks(masks: dict, tokens=None):
             ax.set_yticks(range(len(tokens)), tokens, fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def plot_context_cost(table, axes=None):
+    """Three panels against context length: FLOPs, sequential steps, values kept about the past (log-log).
+
+    table: columns 'kind', 'seq_len', 'flops', 'sequential_steps', 'values_kept' (attention.context_cost rows).
+    """
+    if axes is None:
+        _, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    panels = [("flops", "FLOPs for one layer"), ("sequential_steps", "steps that must run one after another"),
+              ("values_kept", "numbers kept about the past")]
+    for ax, (col, label) in zip(axes, panels):
+        for kind, group in table.groupby("kind"):
+            ax.plot(group["seq_len"], group[col], marker="o", ms=3, label=kind)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("context length (tokens)")
+        ax.set_title(label, fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=8)
+    return axes
+
+
+def plot_influence_by_distance(distances, influence, ax=None, title: str = ""):
+    """How strongly one early word still moves a recurrent state, against how many words came in between."""
+    ax = _axes(ax, figsize=(6, 3.5))
+    ax.semilogy(distances, influence, marker="o", ms=3)
+    ax.set_xlabel("words between 'milk' and 'tastes'")
+    ax.set_ylabel("|d h_tastes / d x_milk| (log)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    return ax
 
 
 # --- Lab 04: prompting and generation settings ----------------------------------------

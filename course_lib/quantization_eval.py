@@ -17,6 +17,7 @@ from torch import nn
 
 from .device import set_seed
 from .quantization import quantize_linear_weights, serialized_bytes, torch_dynamic_int8
+from .training import TrainConfig, train
 
 
 def int8_variants(model: nn.Module) -> dict[str, nn.Module]:
@@ -89,32 +90,94 @@ def make_byte_decoder(cfg: ByteLMConfig) -> nn.Module:
     return GPTNeoXForCausalLM(hf_cfg)
 
 
-def train_byte_decoder(cfg: ByteLMConfig, train_bytes: torch.Tensor, device: torch.device | str = "cpu",
-                       progress: bool = True):
-    """Train on random windows of ``train_bytes``; returns (model on CPU, history of {'step', 'loss'})."""
+def byte_windows(train_bytes: torch.Tensor, cfg: ByteLMConfig):
+    """index -> batch of ``cfg.batch_size`` random windows of ``train_bytes``, the same for the same index."""
     if train_bytes.numel() <= cfg.seq_len + 1:
         raise ValueError(f"Need more than seq_len + 1 = {cfg.seq_len + 1} bytes of training text, got {train_bytes.numel()}.")
-    model = make_byte_decoder(cfg).to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
-    g = torch.Generator().manual_seed(cfg.seed)
-    history = []
-    steps = range(cfg.steps)
-    if progress:
-        from tqdm.auto import tqdm
 
-        steps = tqdm(steps, desc="training byte decoder")
-    for step in steps:
+    def batch(index: int) -> dict:
+        g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + index)
         starts = torch.randint(0, train_bytes.numel() - cfg.seq_len - 1, (cfg.batch_size,), generator=g)
-        ids = torch.stack([train_bytes[s : s + cfg.seq_len] for s in starts.tolist()]).to(device)  # (B, T)
-        loss = model(input_ids=ids, labels=ids).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        history.append({"step": step, "loss": loss.item()})
-    return model.cpu().eval(), history
+        ids = torch.stack([train_bytes[s : s + cfg.seq_len] for s in starts.tolist()])  # (B, T)
+        return {"input_ids": ids, "labels": ids}
+
+    return batch
+
+
+def train_byte_decoder(cfg: ByteLMConfig, train_bytes: torch.Tensor, device: torch.device | str = "cpu",
+                       progress: bool = True, model: nn.Module | None = None, steps: int | None = None,
+                       lr: float | None = None):
+    """Train on random windows of ``train_bytes`` with ``training.train`` (AdamW, cosine to 10%, clipping).
+
+    A new decoder unless ``model`` is given (e.g. to keep training one with fake-quantized weights).
+    Returns (model on CPU, history as a list of {'step', 'loss'}).
+    """
+    batches = byte_windows(train_bytes, cfg)
+    model = make_byte_decoder(cfg) if model is None else model
+    tcfg = TrainConfig(max_steps=steps or cfg.steps, lr=lr or cfg.lr, warmup_steps=0, weight_decay=0.01,
+                       betas=(0.9, 0.999), clip_norm=1.0, eval_every=0, device=str(device), seed=cfg.seed,
+                       progress=progress, precision="fp32")
+    history = train(model, batches, tcfg)
+    return model.cpu().eval(), [{"step": s, "loss": x} for s, x in zip(history.step, history.loss)]
+
+
+# --- quantization-aware training ------------------------------------------------------
+
+
+def fake_quantize(w: torch.Tensor, bits: int = 8) -> torch.Tensor:
+    """Quantize then dequantize a weight matrix (one absmax scale per output row, symmetric, ``bits`` bits).
+
+    The forward value is exactly what int storage would give back; the gradient passes straight through
+    (the straight-through estimator of Bengio et al., 2013), since rounding has zero gradient almost everywhere.
+    """
+    if not isinstance(bits, int) or not 2 <= bits <= 16:
+        raise ValueError(f"bits={bits!r}: expected an integer from 2 to 16.")
+    if w.dim() != 2:
+        raise ValueError(f"fake_quantize expects a (out, in) weight matrix, got shape {tuple(w.shape)}.")
+    qmax = 2 ** (bits - 1) - 1
+    scale = w.detach().abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / qmax  # (out, 1)
+    quantized = torch.clamp(torch.round(w / scale), -qmax, qmax) * scale
+    return w + (quantized - w).detach()
+
+
+class FakeQuantWeight(nn.Module):
+    """A parametrization: the Linear layer computes with its weight as ``bits``-bit storage would give it back."""
+
+    def __init__(self, bits: int):
+        super().__init__()
+        self.bits = bits
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return fake_quantize(w, self.bits)
+
+
+def add_fake_quant(model: nn.Module, bits: int) -> nn.Module:
+    """Quantization-aware training: every nn.Linear weight is seen through ``fake_quantize`` (in place)."""
+    from torch.nn.utils import parametrize
+
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            parametrize.register_parametrization(module, "weight", FakeQuantWeight(bits))
+    return model
+
+
+def remove_fake_quant(model: nn.Module) -> nn.Module:
+    """After QAT: store each fake-quantized weight as the plain (already rounded) weight it computes with (in place)."""
+    from torch.nn.utils import parametrize
+
+    for module in model.modules():
+        if isinstance(module, nn.Linear) and parametrize.is_parametrized(module, "weight"):
+            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+    return model
+
+
+@torch.no_grad()
+def post_training_quantize(model: nn.Module, bits: int) -> nn.Module:
+    """Post-training quantization: round every nn.Linear weight of a trained model to ``bits`` bits (in place)."""
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            module.weight.copy_(fake_quantize(module.weight, bits))
+    return model
 
 
 @torch.no_grad()

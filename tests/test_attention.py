@@ -7,6 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from course_lib import attention as A
 from course_lib.attention import (
     AttentionCache,
     MultiHeadAttention,
@@ -172,3 +173,24 @@ def test_sinusoidal_positions_follow_the_paper_formula():
             assert math.isclose(pe[pos, 2 * i + 1].item(), math.cos(angle), abs_tol=1e-6)
     with pytest.raises(ValueError, match="even"):
         sinusoidal_positions(4, 5)
+
+
+def test_context_cost_counts_match_the_layers_they_describe():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    T, d = 32, 16
+    rnn = A.context_cost("rnn", T, d)
+    # an RNN cell: two (1, d) x (d, d) products per token, counted by torch
+    W, U, x, h = (torch.randn(d, d), torch.randn(d, d), torch.randn(T, d), torch.zeros(d))
+    with FlopCounterMode(display=False) as counter:
+        for t in range(T):
+            h = torch.tanh(x[t : t + 1] @ W + h @ U)
+    assert counter.get_total_flops() == rnn["flops"] and rnn["sequential_steps"] == T and rnn["values_kept"] == d
+    att = A.context_cost("attention", T, d)
+    Wq, Wk, Wv, Wo = (torch.randn(d, d) for _ in range(4))
+    with FlopCounterMode(display=False) as counter:
+        q, k, v = x @ Wq, x @ Wk, x @ Wv
+        out = ((q @ k.T) / d**0.5).softmax(-1) @ v @ Wo
+    assert counter.get_total_flops() == att["flops"] and att["values_kept"] == 2 * T * d
+    with pytest.raises(ValueError, match="kind"):
+        A.context_cost("lstm", T, d)

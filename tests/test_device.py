@@ -90,3 +90,18 @@ def test_configure_threads_sets_torch_once(monkeypatch):
         assert dv.configure_threads() == 1  # chosen once per process
     finally:
         torch.set_num_threads(before)
+
+
+def test_inference_dtype_one_decision_per_device_kind(monkeypatch):
+    import torch
+
+    from course_lib import device as dv
+
+    assert dv.inference_dtype("cpu", "t5")[0] == torch.float32
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # e.g. an A10G or A100
+    assert dv.inference_dtype(torch.device("cuda"), "t5")[0] == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)  # e.g. a T4
+    dtype, why = dv.inference_dtype(torch.device("cuda"), "t5")
+    assert dtype == torch.float32 and "float16" in why and "T5" in why
+    assert dv.inference_dtype(torch.device("cuda"), "gpt2")[0] == torch.float16
+    assert dv.inference_dtype(torch.device("mps"), "t5")[0] == torch.float32

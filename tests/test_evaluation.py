@@ -172,3 +172,13 @@ def test_summary_controls_separate_a_reader_from_a_generic_writer():
     assert math.isclose(r["first_turn"]["rouge1"], _rouge1_mean([ev.first_turn(d) for d in dialogues], refs), abs_tol=1e-9)
     with pytest.raises(ValueError, match="one of each"):
         ev.summary_controls(reader[:3], dialogues, refs)
+
+
+def test_repeated_ngrams_counts_loops():
+    loop = "the cat sat on the mat and the cat sat on the mat and the cat sat"
+    r = ev.repeated_ngrams(loop, 3)
+    words = loop.split()
+    grams = [tuple(words[i : i + 3]) for i in range(len(words) - 2)]
+    assert r["ngrams"] == len(grams) and r["repeats"] == len(grams) - len(set(grams))
+    assert r["most_repeated"] == "the cat sat" and r["most_repeated_count"] == 3
+    assert ev.repeated_ngrams("a b c d e", 2)["repeats"] == 0 and ev.repeated_ngrams("", 3)["share"] == 0.0

@@ -187,3 +187,87 @@ def test_decode_matches_course_lib_models_own_generate(family):
     ref = ref[:, prompt.size(1):] if family == "decoder-only" else ref[:, 1:]
     ours = gen.decode(model, prompt, None, gen.GenerationSettings(max_new_tokens=10))
     assert torch.equal(ours, ref)
+
+
+def test_top_p_within_is_the_courses_rule_and_differs_from_reach_inside_a_share():
+    # the course's example: cake 0.20, donut 0.10, banana 0.02, apple 0.01, the rest spread thin
+    probs = torch.tensor([0.20, 0.10, 0.02, 0.01] + [0.67 / 100] * 100)
+    logits = probs.log()[None]
+    kept = lambda p, rule: torch.isfinite(gen.top_p_filter(logits, p, rule=rule))[0].nonzero().flatten().tolist()  # noqa: E731
+    assert kept(0.30, "within") == [0, 1]  # cake + donut: 0.30, within p (up to float rounding)
+    assert kept(0.25, "within") == [0] and kept(0.25, "reach") == [0, 1]  # inside donut's share they differ
+    assert kept(0.05, "within") == [0] == kept(0.05, "reach")  # never fewer than one token
+    # an independent reference for "within": a plain loop over the sorted probabilities
+    for p in (0.1, 0.31, 0.33, 0.5, 0.9):
+        total, expect = 0.0, []
+        for i in sorted(range(len(probs)), key=lambda i: -probs[i]):
+            if expect and total + float(probs[i]) > p + 1e-6:
+                break
+            total += float(probs[i])
+            expect.append(i)
+        got = sorted(round(float(probs[i]), 6) for i in kept(p, "within"))  # ties may pick any of equal tokens
+        assert got == sorted(round(float(probs[i]), 6) for i in expect), p
+    with pytest.raises(ValueError, match="rule"):
+        gen.top_p_filter(logits, 0.5, rule="course")
+
+
+def test_greedy_and_sampling_refuse_nan_logits():
+    bad = torch.tensor([[0.1, float("nan"), 0.3]])
+    with pytest.raises(ValueError, match="NaN"):
+        gen.greedy(bad)
+    with pytest.raises(ValueError, match="NaN"):
+        gen.sample(bad)
+
+
+# --- left-padded batches of causal models ---------------------------------------------
+
+
+def _left_pad(prompts, pad=0):
+    width = max(len(p) for p in prompts)
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+    return ids, (torch.arange(width)[None, :] >= torch.tensor([width - len(p) for p in prompts])[:, None]).long()
+
+
+PROMPTS = [[4, 8, 15, 16, 23], [42, 7], [9, 9, 30]]
+
+
+@pytest.fixture(scope="module")
+def causal_models():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from course_lib.model import DecoderOnlyLM, TransformerConfig
+
+    torch.manual_seed(1)
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=64, n_embd=32, n_layer=2, n_head=2,
+                                    eos_token_id=1, pad_token_id=0, bos_token_id=1)).eval()
+    course = DecoderOnlyLM(TransformerConfig(vocab_size=50, d_model=32, n_head=4, n_layer=2, max_seq_len=48, eos_token_id=None)).eval()
+    return {"hf-gpt2": hf, "course": course}
+
+
+@pytest.mark.parametrize("name", ["hf-gpt2", "course"])
+def test_a_left_padded_row_decodes_as_the_prompt_alone(causal_models, name):
+    model = causal_models[name]
+    ids, mask = _left_pad(PROMPTS)
+    s = gen.GenerationSettings(max_new_tokens=8, stop_at_eos=False)
+    batch = gen.decode(model, ids, mask, s, pad_token_id=0)
+    for row, prompt in enumerate(PROMPTS):
+        alone = gen.decode(model, torch.tensor([prompt]), None, s, pad_token_id=0)
+        assert torch.equal(batch[row], alone[0]), f"row {row}: {batch[row].tolist()} vs alone {alone[0].tolist()}"
+
+
+@pytest.mark.parametrize("settings_", [gen.GenerationSettings(max_new_tokens=8),
+                                       gen.GenerationSettings(max_new_tokens=8, do_sample=True, top_k=10)])
+def test_padded_batches_equal_model_generate(causal_models, settings_):
+    ids, mask = _left_pad(PROMPTS)
+    hf = causal_models["hf-gpt2"]
+    for seed in range(2):
+        torch.manual_seed(seed)
+        ref = hf.generate(input_ids=ids, attention_mask=mask, pad_token_id=0, **settings_.hf_kwargs())[:, ids.size(1):]
+        torch.manual_seed(seed)
+        assert torch.equal(gen.decode(hf, ids, mask, settings_, pad_token_id=0), ref), seed
+    course = causal_models["course"]
+    for seed in range(2):
+        g1, g2 = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+        ref = course.generate(ids, max_new_tokens=8, attention_mask=mask, do_sample=settings_.do_sample,
+                              top_k=settings_.top_k, generator=g1)[:, ids.size(1):]
+        assert torch.equal(gen.decode(course, ids, mask, settings_, generator=g2, pad_token_id=0), ref), seed

@@ -104,3 +104,51 @@ def test_a_fallback_pair_is_built_once(monkeypatch):
     model, tok = hub.load_model_and_tokenizer("test-org/tiny", task="causal")
     assert calls == [True] and tok == "the-tokenizer" and isinstance(model, torch.nn.Linear)
     assert hub.last_served("model").kind == "stand-in" and not hub.last_served("model").is_real
+
+
+def _proxy_probe(tmp_path, handler_status):
+    """Run hub_reachable in a fresh process whose HTTP_PROXY points at a local proxy; return (result, requests seen)."""
+    import http.server
+    import subprocess
+    import sys
+    import threading
+
+    seen = []
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):  # a forward proxy receives the absolute URL of the hub
+            seen.append(self.path)
+            if handler_status is None:
+                self.close_connection = True
+                return
+            self.send_response(handler_status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {k: v for k, v in hub.os.environ.items() if k not in {"HF_HUB_OFFLINE", "NO_PROXY", "no_proxy"}}
+    env.update(HF_ENDPOINT="http://hub.course-test.invalid", HTTP_PROXY=f"http://127.0.0.1:{server.server_port}",
+               HTTPS_PROXY=f"http://127.0.0.1:{server.server_port}", HF_HOME=str(tmp_path))
+    code = "from course_lib import hub; import time; t = time.perf_counter(); print(hub.hub_reachable(timeout=3), round(time.perf_counter() - t, 2))"
+    try:
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        server.shutdown()
+    assert out.returncode == 0, out.stderr[-2000:]
+    ok, seconds = out.stdout.split()[-2:]
+    return ok == "True", float(seconds), seen
+
+
+def test_the_hub_check_goes_through_the_proxy(tmp_path):
+    ok, seconds, seen = _proxy_probe(tmp_path, 200)
+    assert seen and seen[0].startswith("http://hub.course-test.invalid/api/models/"), seen
+    assert ok and seconds < 3
+
+
+def test_a_proxy_that_cannot_reach_the_hub_means_offline(tmp_path):
+    ok, seconds, seen = _proxy_probe(tmp_path, 502)
+    assert seen and not ok and seconds < 3.5

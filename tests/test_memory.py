@@ -189,3 +189,22 @@ def test_gpus_needed_agrees_with_a_brute_force_search():
 def test_bad_inputs_raise_clear_errors(call, error):
     with pytest.raises(error):
         call()
+
+
+def test_fsdp_sharding_factor_spans_ddp_hybrid_and_zero3():
+    from course_lib import memory as mem
+
+    n, gpus = 7e9, 64
+    ddp = mem.fsdp_memory_per_device(n, 1)["gpu"]
+    full = mem.fsdp_memory_per_device(n, gpus)["gpu"]
+    assert ddp == mem.zero_memory_per_device(n, gpus, "NO_SHARD") == 16 * n  # ZeRO's 2 + 2 + 12 bytes
+    assert full == mem.zero_memory_per_device(n, gpus, "FULL_SHARD") == 16 * n / gpus
+    hybrid = mem.fsdp_memory_per_device(n, 8)["gpu"]  # shard within an 8-GPU node, replicate across nodes
+    assert full < hybrid < ddp and hybrid == 16 * n / 8
+    # the FSDP paper's parameter formula: (K_full / F) sum(psi) + K_low max(psi), with K_full = 4, K_low = 2
+    r = mem.fsdp_memory_per_device(n, gpus, largest_unit_params=0.2e9, state_bytes_per_param=4, low_precision_bytes=2)
+    assert r["gpu"] == 4 * n / gpus + 2 * 0.2e9
+    off = mem.fsdp_memory_per_device(n, gpus, largest_unit_params=0.2e9, cpu_offload=True)
+    assert off["gpu"] == 2 * 0.2e9 and off["cpu"] == 16 * n / gpus
+    with pytest.raises(ValueError, match="sharding_factor"):
+        mem.fsdp_memory_per_device(n, 0)

@@ -276,3 +276,25 @@ def test_cross_attention_maps_match_nn_multiheadattention():
     assert len(maps) == 3 and maps[0].shape == (2, 4, 4, 7)
     torch.testing.assert_close(maps[0], expected)
     assert maps[0][1, ..., 4:].abs().max() == 0  # no weight on the padded source positions
+
+
+@pytest.mark.parametrize("field, value", [
+    ("vocab_size", 0), ("vocab_size", -5), ("d_model", 0), ("n_head", 0), ("n_layer", -1), ("n_layer", 0),
+    ("max_seq_len", 0), ("d_ff", -1), ("d_ff", 0), ("n_encoder_layer", 0), ("n_decoder_layer", -2),
+    ("dropout", 1.0), ("dropout", -0.1), ("layer_norm_eps", 0.0), ("init_std", -1.0), ("pad_token_id", 1000),
+    ("eos_token_id", -1), ("bos_token_id", 2.5), ("n_layer", 2.0), ("n_head", True),
+    ("activation", "swish"), ("positional", "rotary"),
+])
+def test_transformer_config_refuses_nonsense_naming_the_field(field, value):
+    from course_lib.model import TransformerConfig
+
+    with pytest.raises(ValueError, match=field):
+        TransformerConfig(**{field: value})
+
+
+def test_transformer_config_still_accepts_its_defaults_and_derives_sizes():
+    from course_lib.model import TransformerConfig
+
+    cfg = TransformerConfig(d_model=64, n_head=4, n_layer=3)
+    assert (cfg.d_ff, cfg.n_encoder_layer, cfg.n_decoder_layer) == (256, 3, 3)
+    assert TransformerConfig(eos_token_id=None).eos_token_id is None

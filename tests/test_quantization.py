@@ -272,3 +272,55 @@ def test_compare_outputs_and_outlier_report_on_a_small_model():
     assert rows["dynamic, per channel (torch)"]["relative_error"] > 3 * rows["weight-only, per channel (course_lib)"]["relative_error"]
     outliers = qe.linear_input_outliers(model, lambda m: m(x))
     assert outliers[0]["layer"] == "0" and outliers[0]["ratio"] > 10
+
+
+# --- quantization-aware training --------------------------------------------------
+
+
+def test_fake_quantize_equals_torch_fake_quantize_per_channel_and_passes_gradients_straight():
+    from course_lib import quantization_eval as qe
+
+    w = torch.randn(16, 32, generator=torch.Generator().manual_seed(0), dtype=torch.float32)
+    for bits in (8, 4):
+        qmax = 2 ** (bits - 1) - 1
+        scale = w.abs().amax(dim=1) / qmax
+        ref = torch.fake_quantize_per_channel_affine(w, scale, torch.zeros(16, dtype=torch.int32), 0, -qmax, qmax)
+        torch.testing.assert_close(qe.fake_quantize(w, bits), ref, rtol=0, atol=1e-6)
+        assert len(torch.unique(qe.fake_quantize(w, bits)[0])) <= 2 * qmax + 1
+    x = w.clone().requires_grad_(True)
+    (qe.fake_quantize(x, 4) * 3).sum().backward()
+    torch.testing.assert_close(x.grad, torch.full_like(w, 3.0))  # straight through
+    with pytest.raises(ValueError, match="bits"):
+        qe.fake_quantize(w, 1)
+
+
+def test_qat_forward_is_the_quantized_model_and_ptq_rounds_in_place():
+    import copy
+
+    from course_lib import quantization_eval as qe
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+    x = torch.randn(5, 8)
+    qat = qe.add_fake_quant(copy.deepcopy(net), 4)
+    ptq = qe.post_training_quantize(copy.deepcopy(net), 4)
+    torch.testing.assert_close(qat(x), ptq(x))  # same weights: QAT's forward is what PTQ would store
+    assert not torch.equal(ptq(x), net(x))
+    # training through the fake quantizer moves the float weights underneath
+    before = qat[0].parametrizations.weight.original.detach().clone()
+    loss = qat(x).pow(2).sum()
+    loss.backward()
+    assert qat[0].parametrizations.weight.original.grad is not None
+    assert torch.equal(before, qat[0].parametrizations.weight.original.detach())
+
+
+def test_remove_fake_quant_keeps_the_quantized_forward():
+    from course_lib import quantization_eval as qe
+
+    torch.manual_seed(1)
+    net = qe.add_fake_quant(torch.nn.Sequential(torch.nn.Linear(6, 6), torch.nn.Linear(6, 3)), 3)
+    x = torch.randn(4, 6)
+    before = net(x)
+    plain = qe.remove_fake_quant(net)  # in place (a parametrized module does not survive deepcopy)
+    torch.testing.assert_close(before, plain(x))
+    assert all(len(torch.unique(m.weight[r])) <= 7 for m in plain if isinstance(m, torch.nn.Linear) for r in range(m.weight.shape[0]))
