@@ -190,7 +190,7 @@ def test_context_cost_counts_match_the_layers_they_describe():
     Wq, Wk, Wv, Wo = (torch.randn(d, d) for _ in range(4))
     with FlopCounterMode(display=False) as counter:
         q, k, v = x @ Wq, x @ Wk, x @ Wv
-        out = ((q @ k.T) / d**0.5).softmax(-1) @ v @ Wo
+        _ = ((q @ k.T) / d**0.5).softmax(-1) @ v @ Wo
     assert counter.get_total_flops() == att["flops"] and att["values_kept"] == 2 * T * d
     with pytest.raises(ValueError, match="kind"):
         A.context_cost("lstm", T, d)
