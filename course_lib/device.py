@@ -11,6 +11,7 @@ import os
 import platform
 import random
 import sys
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -134,7 +135,7 @@ def choose_threads(cpus: int | None = None, load: float | None = None) -> int:
 
     torch starts one thread per core and makes them wait for each other at every operation; on a
     machine whose cores are busy with other work, those waits make a small model many times slower
-    than one thread would. Counting only idle cores (cores minus the 1-minute load) avoids that.
+    than one thread would. Counting only idle cores (available CPUs minus the busy ones) avoids that.
     """
     value = os.environ.get("COURSE_THREADS", "").strip()
     if value:
@@ -143,11 +144,32 @@ def choose_threads(cpus: int | None = None, load: float | None = None) -> int:
         return int(value)
     cpus = available_cpus() if cpus is None else cpus
     if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except (AttributeError, OSError):
-            load = 0.0
+        load = busy_cpus()
     return max(1, min(cpus, int(cpus - load + 0.5)))
+
+
+def busy_cpus(sample_s: float = 0.25) -> float:
+    """How many CPUs other work keeps busy right now, measured over ``sample_s`` from /proc/stat.
+
+    The 1-minute load average lags: right after a lab ends it still counts that lab's threads, and the
+    next lab would start with too few. Elsewhere than Linux it is the fallback.
+    """
+    def snapshot():
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = [int(v) for v in fh.readline().split()[1:]]
+        return sum(fields), fields[3] + (fields[4] if len(fields) > 4 else 0)  # total, idle + iowait
+
+    try:
+        total0, idle0 = snapshot()
+        time.sleep(sample_s)
+        total1, idle1 = snapshot()
+        share = 1 - (idle1 - idle0) / max(total1 - total0, 1)
+        return max(0.0, share) * (os.cpu_count() or 1)
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0]
+        except (AttributeError, OSError):
+            return 0.0
 
 
 def configure_threads(threads: int | None = None) -> int:

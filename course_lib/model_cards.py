@@ -18,18 +18,32 @@ CARD_SECTIONS = {
 }
 
 
+NO_CARD = ("(No model card could be read: the hub is unreachable and the local Hugging Face cache holds the "
+           "model's weights but not its README.md. Read the card online at https://huggingface.co/{name}.)")
+
+
 def read_card(name_or_path: str | Path) -> tuple[str, str]:
-    """The card's markdown and where it came from ('hub', or the local README path)."""
+    """The card's markdown and where it came from: a local README path, 'hub', 'hf-cache', or 'unavailable'.
+
+    Never raises for a hub name: with the hub unreachable it returns the card from the local Hugging Face
+    cache when one was downloaded with the model, and otherwise a short text saying the card needs the hub.
+    """
     path = Path(name_or_path)
     if path.is_dir():
         path = path / "README.md"
     if path.is_file():
         return path.read_text(encoding="utf-8"), str(path)
-    if not hub.hub_reachable():
-        raise RuntimeError(f"No model card for '{name_or_path}': the hub is unreachable and it is not a local folder with README.md.")
-    from huggingface_hub import ModelCard
+    name = str(name_or_path)
+    if hub.hub_reachable():
+        from huggingface_hub import ModelCard
 
-    return ModelCard.load(str(name_or_path)).content, "hub"
+        return ModelCard.load(name).content, "hub"
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(name, "README.md")
+    if isinstance(cached, str) and Path(cached).is_file():
+        return Path(cached).read_text(encoding="utf-8"), "hf-cache"
+    return NO_CARD.format(name=name), "unavailable"
 
 
 def card_headings(markdown: str) -> list[str]:

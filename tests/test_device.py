@@ -105,3 +105,19 @@ def test_inference_dtype_one_decision_per_device_kind(monkeypatch):
     assert dtype == torch.float32 and "float16" in why and "T5" in why
     assert dv.inference_dtype(torch.device("cuda"), "gpt2")[0] == torch.float16
     assert dv.inference_dtype(torch.device("mps"), "t5")[0] == torch.float32
+
+
+def test_busy_cpus_sees_a_busy_core_at_once():
+    import subprocess
+    import sys
+    import time
+
+    from course_lib import device as dv
+
+    spinner = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 5\nwhile time.time() < end: pass"])
+    try:
+        time.sleep(0.5)
+        assert dv.busy_cpus(sample_s=0.5) >= 0.7  # the 1-minute load average would still say ~0 here
+    finally:
+        spinner.kill()
+        spinner.wait()

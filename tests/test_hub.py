@@ -152,3 +152,24 @@ def test_the_hub_check_goes_through_the_proxy(tmp_path):
 def test_a_proxy_that_cannot_reach_the_hub_means_offline(tmp_path):
     ok, seconds, seen = _proxy_probe(tmp_path, 502)
     assert seen and not ok and seconds < 3.5
+
+
+def test_model_card_of_a_cached_model_without_the_hub(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from course_lib import model_cards
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    snapshot = tmp_path / "models--google--flan-t5-base" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (tmp_path / "models--google--flan-t5-base" / "refs").mkdir()
+    (tmp_path / "models--google--flan-t5-base" / "refs" / "main").write_text("abc123")
+    (snapshot / "config.json").write_text("{}")
+    # weights cached but no README: the lab still runs and says the card needs the hub
+    text, source = model_cards.read_card("google/flan-t5-base")
+    assert source == "unavailable" and "unreachable" in text and "huggingface.co/google/flan-t5-base" in text
+    (snapshot / "README.md").write_text("# FLAN-T5 base\n\n## Model Details\n\ntext\n\n## Uses\n\nx\n")
+    text, source = model_cards.read_card("google/flan-t5-base")
+    assert source == "hf-cache" and text.startswith("# FLAN-T5 base")
+    assert model_cards.card_sections(text)["uses"] == ["Uses"]
