@@ -63,7 +63,8 @@ def write_card(name: str, config, metrics: dict) -> str:
     cfg = asdict(config)
     arch = ", ".join(f"{k}={cfg[k]}" for k in ("d_model", "d_ff", "num_heads", "num_layers", "num_decoder_layers"))
     minutes = metrics["train_seconds_all_sessions"] / 60
-    tied = "tied to the input embedding" if metrics["tied_output_layer"] else "untied (its own weights), as in FLAN-T5"
+    tied = ("tied to the input embedding (FLAN-T5's is untied; transformers 5 ties a T5's output layer whatever its config says)"
+            if metrics["tied_output_layer"] else "untied (its own weights), as in FLAN-T5")
     return f"""# {name}
 
 A small T5 that `course_lib` trained once and ships inside the package, so that the labs that ask for
