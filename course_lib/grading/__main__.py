@@ -1,6 +1,6 @@
 """Instructor and student commands: ``python -m course_lib.grading {release,grade,export,validate} ...``.
 
-release   write the student version of every lab (or the named ones) into release/
+release   write the student edition of every lab (or the named ones) into student/ (committed; CI checks it)
 grade     autograde submissions/<student>/<lab>.ipynb into grades/ (grades.csv, totals.csv, feedback/)
 export    rewrite grades.csv and totals.csv from the last grade run, adding hand-graded points (--manual)
 validate  run your own notebook against its public tests before you submit
@@ -106,10 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_lib.grading", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog="\n".join(__doc__.splitlines()[2:]))
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("release", help="student versions of the labs into release/")
+    p = sub.add_parser("release", help="the student edition of the labs into student/")
     p.add_argument("labs", nargs="*", help="lab numbers or name parts (default: every lab)")
     p.add_argument("--labs-dir", default=str(REPO / "labs"))
-    p.add_argument("--out", default=str(REPO / "release"))
+    p.add_argument("--out", default=str(REPO / "student"), help="output folder (default: student/, the committed student edition)")
     p.set_defaults(func=cmd_release)
     p = sub.add_parser("grade", help="autograde a folder of submissions")
     p.add_argument("submissions", nargs="?", default=str(REPO / "submissions"), help="folder of <student>/<lab>.ipynb")

@@ -26,10 +26,14 @@ class LeakError(RuntimeError):
 STUBS = {"YOUR ANSWER HERE", "# YOUR CODE HERE", "raise NotImplementedError()"}  # what nbgrader puts in
 
 
+def _is_stub_line(text: str) -> bool:
+    return text in STUBS or text.startswith("raise NotImplementedError(\"Exercise '")
+
+
 def _distinctive(line: str) -> bool:
     """A line worth searching for: long enough not to match by chance (not `return x` or `pass`), not a stub."""
     text = line.strip()
-    return len(text) >= 12 and not text.startswith("#") and text not in STUBS
+    return len(text) >= 12 and not text.startswith("#") and not _is_stub_line(text)
 
 
 def question_in_answer_cells(nb: NotebookNode) -> list[str]:
@@ -101,6 +105,34 @@ def _without_secrets(nb: NotebookNode) -> NotebookNode:
     return out
 
 
+UNANSWERED = ("Exercise '{gid}' is not answered yet: replace this line with your code (the exercise text above says "
+              "what to write), then run the check cell below. The rest of the lab runs without it; the grader gives this "
+              "exercise 0 until it is answered.")
+
+
+class RunsUnanswered:
+    """Release step: a lab run before every exercise is answered still reaches its last cell.
+
+    Each stub names its exercise in its error, and every exercise cell (answer and checks) is tagged
+    ``raises-exception``, which JupyterLab's Run All, papermill and nbclient honour: the error is shown
+    and execution goes on. Demonstrations never use a student's answer, so nothing after it breaks.
+    The grader reads each cell's own status, so tags change no grade.
+    """
+
+    def preprocess(self, nb, resources):
+        for cell in nb.cells:
+            if cell.cell_type != "code" or not (nbf.is_solution(cell) or nbf.meta(cell).get("grade")):
+                continue
+            if nbf.is_solution(cell):
+                gid = nbf.grade_id(cell)
+                cell.source = cell.source.replace("raise NotImplementedError()",
+                                                  f"raise NotImplementedError({UNANSWERED.format(gid=gid)!r})")
+            tags = cell.metadata.setdefault("tags", [])
+            if "raises-exception" not in tags:
+                tags.append("raises-exception")
+        return nb, resources
+
+
 def student_version(nb: NotebookNode, name: str = "notebook") -> NotebookNode:
     """The student version of an instructor notebook (a new object; ``nb`` is untouched)."""
     from nbgrader.preprocessors import (
@@ -116,7 +148,8 @@ def student_version(nb: NotebookNode, name: str = "notebook") -> NotebookNode:
     out = copy.deepcopy(nb)
     out.metadata["kernelspec"] = dict(KERNELSPEC)
     resources: dict = {}
-    for step in (ClearSolutions(), ClearHiddenTests(), ClearMarkScheme(), ClearOutput(), LockCells(), ComputeChecksums()):
+    for step in (ClearSolutions(), ClearHiddenTests(), ClearMarkScheme(), ClearOutput(), RunsUnanswered(), LockCells(),
+                 ComputeChecksums()):
         try:
             out, resources = step.preprocess(out, resources)
         except Exception as exc:  # nbgrader raises RuntimeError/ValidationError with a terse message

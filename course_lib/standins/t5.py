@@ -57,7 +57,7 @@ class StandinConfig:
     one_shot_fraction: float = 0.05  # share of summary inputs that carry one solved example first
     span_corruption_fraction: float = 0.25  # share of training examples that are span corruption of a dialogue
     span_corruption_tokens: int = 256  # a span-corruption example corrupts a window of at most this many tokens
-    steps: int = 6000  # optimizer steps
+    steps: int = 4000  # optimizer steps
     batch_size: int = 16  # examples per step
     lr: float = 1e-3  # peak AdamW learning rate
     warmup_steps: int = 200  # linear warmup before cosine decay
@@ -232,13 +232,14 @@ def make_model(config: StandinConfig, tokenizer) -> T5ForConditionalGeneration:
     """An untrained T5ForConditionalGeneration sized by ``config`` for ``tokenizer``'s vocabulary."""
     t5 = T5Config(vocab_size=len(tokenizer), d_model=config.d_model, d_kv=config.d_model // config.num_heads,
                   d_ff=config.d_ff, num_layers=config.num_layers, num_decoder_layers=config.num_decoder_layers,
-                  num_heads=config.num_heads, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+                  num_heads=config.num_heads, feed_forward_proj="gated-gelu",
                   dropout_rate=0.0, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
                   decoder_start_token_id=tokenizer.pad_token_id)
+    # transformers 5 ties a T5's output layer to its input embedding; with the tie declared (the default) T5 also
+    # scales the decoder output by d_model**-0.5, so HF's embedding init (std 1) gives first logits of std ~1 (a first
+    # loss near ln V) and input embeddings large enough not to drown in the residual stream. (A build whose shared
+    # embedding was drawn with std d_model**-0.5 learned to ignore its input: bench/RESULTS.md.)
     model = T5ForConditionalGeneration(t5)
-    # HF draws the embedding (which transformers 5 also uses as the output layer) with std 1, which makes the
-    # first logits ~sqrt(d_model) wide (a first loss far above ln V); std d_model**-0.5 starts near the uniform guess.
-    torch.nn.init.normal_(model.lm_head.weight, std=config.d_model**-0.5)
     return model
 
 
