@@ -112,7 +112,7 @@ def exercise_errors(executed: Path) -> list[str] | None:
     import nbformat
 
     nb = nbformat.read(executed, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
+    code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
     if not code or code[-1].get("execution_count") is None:
         return None
     found = []

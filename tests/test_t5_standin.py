@@ -143,9 +143,14 @@ def test_mixed_batches_are_deterministic_and_mix_both_objectives(smoke_build):
         a, b = first(i), second(i)
         assert all(torch.equal(a[k], b[k]) for k in a)
     kinds = [kind for batch in first.plan(0) for kind, _ in batch]
-    assert kinds.count("sum") == 20 and kinds.count("span") == 20
+    assert kinds.count("sum") == 20 and kinds.count("span") == 20 and kinds.count("copy") == 20
     labels = torch.cat([first(i)["labels"].flatten() for i in range(len(first.plan(0)))])
     assert set(vocab.sentinel_ids) & set(labels.tolist()), "no span-corruption target reached a batch"
+    # a reconstruction target is the whole window, then </s>
+    copy_batch = next(i for i, b in enumerate(first.plan(0)) if all(k == "copy" for k, _ in b[:1]))
+    row = first(copy_batch)["labels"][0]
+    window = t5_standin.dialogue_windows(rows[:20], cfg, tok)[first.plan(0)[copy_batch][0][1]]
+    assert row[row != -100].tolist() == window + [tok.eos_token_id]
 
 
 def test_build_cli_help_and_refusal_without_data():
@@ -166,5 +171,7 @@ def test_bad_config_raises_clear_errors():
         t5_standin.StandinConfig(d_model=30, num_heads=4)
     with pytest.raises(ValueError, match="span_corruption_fraction"):
         t5_standin.StandinConfig(span_corruption_fraction=1.0)
+    with pytest.raises(ValueError, match="room for summaries"):
+        t5_standin.StandinConfig(span_corruption_fraction=0.5, reconstruction_fraction=0.5)
     with pytest.raises(FileNotFoundError, match="card.json"):
         t5_standin.load("/nonexistent")

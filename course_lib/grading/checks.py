@@ -157,8 +157,10 @@ def check_function(fn: Callable, reference: Callable, cases: Iterable[Any], what
         expected = _call(reference, case)
         try:
             actual = _call(fn, case)
-        except NotImplementedError:
-            raise CheckFailed(f"{name} is not implemented yet: replace `raise NotImplementedError()` with your code.") from None
+        except NotImplementedError as exc:
+            said = f" ({exc})" if str(exc) else ""
+            raise CheckFailed(f"{name} is not implemented yet: replace its `raise NotImplementedError(...)` line with "
+                              f"your code.{said}") from None
         except Exception as exc:
             raise CheckFailed(f"{name} raised {type(exc).__name__}: {exc} (case {k})") from exc
         _compare(actual, expected, f"{name}, case {k}", rtol, atol, check_dtype)

@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=int, help="override the number of optimizer steps")
     b.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="override the training precision")
     b.add_argument("--threads", type=int, help="torch threads (default: course_lib's choice, see COURSE_THREADS)")
+    b.add_argument("--note", default="", help="a sentence about this build for its card (e.g. a schedule changed on resume)")
     return ap
 
 
@@ -53,7 +54,7 @@ def build(args) -> int:
           f"{torch.get_num_threads()} thread(s), precision {config.precision}; checkpoints in {work}")
     start, done = time.perf_counter(), False
     try:
-        card = t5.build(rows, args.out, config, work_dir=work, eval_rows=test, data_source=source)
+        card = t5.build(rows, args.out, config, work_dir=work, eval_rows=test, data_source=source, note=args.note)
         done = True
     finally:
         if not done:  # remember this session's time for the card of the build that finishes

@@ -104,14 +104,16 @@ outputs must never be presented as FLAN-T5's.
 - Data: {metrics['train_dialogues']:,} DialogSum training dialogues ({metrics['data_source'] or 'source not recorded'}).
   Summarization: each dialogue in one randomly chosen prompt format ({cfg['one_shot_fraction']:.0%} preceded by one other
   solved example) with its reference summary as the target (targets at most {cfg['max_target_tokens']} tokens, inputs at most
-  {cfg['max_source_tokens']}). Span corruption (T5's objective, 15% noise, mean span 3) on each dialogue's first
-  {cfg['span_corruption_tokens']} tokens, {metrics['span_corruption_per_pass']:,} examples per pass
-  ({cfg['span_corruption_fraction']:.0%} of the mix).
+  {cfg['max_source_tokens']}). On each dialogue's first {cfg['span_corruption_tokens']} tokens, two denoising objectives:
+  T5's span corruption (15% noise, mean span 3; the target is the dropped spans), {metrics['span_corruption_per_pass']:,}
+  examples per pass ({cfg['span_corruption_fraction']:.0%} of the mix), and reconstruction (BART-style: the same corrupted
+  window in, the whole window out), {metrics.get('reconstruction_per_pass', 0):,} per pass ({cfg.get('reconstruction_fraction', 0):.0%}),
+  which is what taught the decoder to read its input (builds without it learned to ignore the dialogue).
 - Procedure: `course_lib.training.train`, AdamW (peak lr {cfg['lr']}, {cfg['warmup_steps']} warmup steps, cosine decay),
   batch {cfg['batch_size']}, {metrics['steps']:,} steps (~{metrics['passes']} passes over the mix), gradient clipping 1.0,
   precision {metrics['precision']}, seed {cfg['seed']}.
 - Training loss: {metrics['first_loss']:.3f} at the first step, {metrics['final_loss']:.3f} over the last logged steps.
-- Build time: {minutes:.1f} min wall clock in all ({metrics['torch_threads']} torch thread(s), on {metrics['device']}).
+- Build time: {minutes:.1f} min wall clock in all ({metrics['torch_threads']} torch thread(s), on {metrics['device']}).{(chr(10) + '- Note: ' + metrics['build_note']) if metrics.get('build_note') else ''}
 
 ## Evaluation
 

@@ -55,9 +55,10 @@ class StandinConfig:
     n_dialogues: int | None = None  # training dialogues used; None = the whole train split
     tokenizer_dialogues: int = 4000  # dialogues the tokenizer is learned from
     one_shot_fraction: float = 0.05  # share of summary inputs that carry one solved example first
-    span_corruption_fraction: float = 0.25  # share of training examples that are span corruption of a dialogue
-    span_corruption_tokens: int = 256  # a span-corruption example corrupts a window of at most this many tokens
-    steps: int = 4000  # optimizer steps
+    span_corruption_fraction: float = 0.1  # share of training examples that are T5 span corruption of a dialogue
+    reconstruction_fraction: float = 0.3  # share that rebuild a corrupted dialogue window in full (BART-style)
+    span_corruption_tokens: int = 128  # a span-corruption or reconstruction example uses a window of this many tokens
+    steps: int = 2500  # optimizer steps
     batch_size: int = 16  # examples per step
     lr: float = 1e-3  # peak AdamW learning rate
     warmup_steps: int = 200  # linear warmup before cosine decay
@@ -80,9 +81,11 @@ class StandinConfig:
             raise ValueError(f"StandinConfig.d_model={self.d_model} is not divisible by num_heads={self.num_heads}.")
         if self.n_dialogues is not None and (not isinstance(self.n_dialogues, int) or self.n_dialogues < 2):
             raise ValueError(f"StandinConfig.n_dialogues={self.n_dialogues!r}: None (all) or an integer >= 2.")
-        for name in ("one_shot_fraction", "span_corruption_fraction"):
+        for name in ("one_shot_fraction", "span_corruption_fraction", "reconstruction_fraction"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"StandinConfig.{name}={getattr(self, name)!r}: must be in [0, 1).")
+        if self.span_corruption_fraction + self.reconstruction_fraction >= 1.0:
+            raise ValueError("StandinConfig: span_corruption_fraction + reconstruction_fraction must leave room for summaries (< 1).")
         if not self.lr > 0 or self.warmup_steps < 0 or self.eval_dialogues < 0:
             raise ValueError("StandinConfig: lr must be > 0, warmup_steps and eval_dialogues >= 0.")
         if self.precision not in {"auto", "fp32", "bf16", "fp16"}:
@@ -180,16 +183,22 @@ def collate(pairs: list[tuple[list[int], list[int]]], pad_id: int = 0) -> dict[s
 
 
 class MixedBatches:
-    """index -> batch: summary pairs and span-corruption examples, shuffled per pass, grouped by length.
+    """index -> batch: summary pairs, span corruption and reconstruction, shuffled per pass, grouped by length.
 
     Deterministic in (seed, index), so a resumed build sees exactly the batches it would have seen.
-    An item is ('sum', i) for summary pair i or ('span', j) for a span-corrupted window of dialogue j.
+    An item is ('sum', i) for summary pair i, ('span', j) for T5 span corruption of dialogue j's window
+    (target: the dropped spans), or ('copy', j) for reconstruction (BART's denoising, Lewis et al. 2020:
+    the same corrupted window in, the whole window out). Reconstruction is what makes the decoder read
+    the encoder from the first steps: most of its target can only be copied from the input, while a
+    summary or a dropped span can be guessed generically, and builds trained on those alone learned
+    to ignore the dialogue (bench/RESULTS.md).
     """
 
     def __init__(self, pairs, windows, vocab: objectives.Vocab, config: StandinConfig):
         self.pairs, self.windows, self.vocab, self.config = pairs, windows, vocab, config
-        f = config.span_corruption_fraction
-        self.n_span = round(len(pairs) * f / (1 - f))
+        share = 1 - config.span_corruption_fraction - config.reconstruction_fraction
+        self.n_span = round(len(pairs) * config.span_corruption_fraction / share)
+        self.n_copy = round(len(pairs) * config.reconstruction_fraction / share)
         self._plans: dict[int, list[list[tuple[str, int]]]] = {}
 
     def _length(self, item) -> int:
@@ -201,7 +210,9 @@ class MixedBatches:
         if epoch not in self._plans:
             rng = random.Random(self.config.seed * 1000 + epoch)
             items = [("sum", i) for i in range(len(self.pairs))]
-            items += [("span", j) for j in rng.sample(range(len(self.windows)), min(self.n_span, len(self.windows)))]
+            n = len(self.windows)
+            items += [("span", j) for j in rng.sample(range(n), min(self.n_span, n))]
+            items += [("copy", j) for j in rng.sample(range(n), min(self.n_copy, n))]
             rng.shuffle(items)
             bs, batches = self.config.batch_size, []
             window = bs * 32
@@ -220,8 +231,11 @@ class MixedBatches:
         for kind, i in batch:
             if kind == "sum":
                 examples.append(self.pairs[i])
-            else:
+            elif kind == "span":
                 examples.append(objectives.span_corrupt(self.windows[i], self.vocab, generator=gen))
+            else:
+                corrupted, _ = objectives.span_corrupt(self.windows[i], self.vocab, generator=gen)
+                examples.append((corrupted, list(self.windows[i]) + [self.vocab.eos_id]))
         return collate(examples, self.vocab.pad_id)
 
 
@@ -253,7 +267,7 @@ def standin_name(config: StandinConfig) -> str:
 
 def build(rows: list[dict], out_dir: str | os.PathLike, config: StandinConfig = FULL_CONFIG,
           work_dir: str | os.PathLike | None = None, eval_rows: list[dict] | None = None,
-          data_source: str = "", verbose: bool = True) -> StandinCard:
+          data_source: str = "", verbose: bool = True, note: str = "") -> StandinCard:
     """Train the stand-in on ``rows`` and write it, with its card, to ``out_dir`` (atomically).
 
     work_dir keeps resumable checkpoints (an interrupted build started again with the same
@@ -284,6 +298,7 @@ def build(rows: list[dict], out_dir: str | os.PathLike, config: StandinConfig = 
     per_pass = len(batches.plan(0))
     metrics = {"train_dialogues": len(rows), "data_source": data_source, "steps": config.steps,
                "summary_pairs": len(pairs), "span_corruption_per_pass": batches.n_span,
+               "reconstruction_per_pass": batches.n_copy,
                "passes": round(config.steps / per_pass, 2), "train_seconds_this_session": round(train_seconds, 1),
                "train_cpu_seconds_this_session": round(time.process_time() - cpu_start, 1),
                "torch_threads": torch.get_num_threads(), "device": str(next(model.parameters()).device),
@@ -293,6 +308,7 @@ def build(rows: list[dict], out_dir: str | os.PathLike, config: StandinConfig = 
                "first_loss": round(history.loss[0], 3), "final_loss": round(sum(history.loss[-10:]) / len(history.loss[-10:]), 3),
                "loss_curve": [(s, round(x, 4)) for s, x in zip(history.step, history.loss)]}
     metrics["train_seconds_all_sessions"] = round(sum(_session_seconds(work)) + train_seconds, 1)
+    metrics["build_note"] = note
     if eval_rows and config.eval_dialogues:
         metrics["test"] = standin_card.summary_quality(model, tokenizer, eval_rows[: config.eval_dialogues])
     name = standin_name(config)
