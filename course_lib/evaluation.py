@@ -96,10 +96,10 @@ def summary_controls(predictions: Sequence[str], dialogues: Sequence[str], refer
     if not (len(predictions) == len(refs) == len(dialogues)):
         raise ValueError(f"{len(predictions)} predictions, {len(dialogues)} dialogues and {len(refs)} references: "
                          "pass one of each per example.")
-    matched = rouge(predictions, refs)
-    shuffled = rouge(predictions, shuffled_references(refs, seed))
+    other_refs = shuffled_references(refs, seed)
+    matched, shuffled = rouge(predictions, refs), rouge(predictions, other_refs)
     per_matched = rouge(predictions, refs, per_example=True)["rouge1"]
-    per_shuffled = rouge(predictions, shuffled_references(refs, seed), per_example=True)["rouge1"]
+    per_shuffled = rouge(predictions, other_refs, per_example=True)["rouge1"]
     diff = torch.tensor(per_matched, dtype=torch.float64) - torch.tensor(per_shuffled, dtype=torch.float64)
     return {"examples": len(predictions),
             "matched": matched, "shuffled": shuffled,

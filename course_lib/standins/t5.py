@@ -25,7 +25,7 @@ import random
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -35,6 +35,7 @@ from transformers import T5Config, T5ForConditionalGeneration, T5Tokenizer
 from .. import objectives, prompting
 from ..device import set_seed
 from ..training import TrainConfig, train
+from . import card as standin_card
 
 FORMAT_VERSION = 3  # bump when the recipe or the shipped layout changes
 N_SENTINELS = 100  # T5's <extra_id_0> ... <extra_id_99> span-corruption sentinels
@@ -273,8 +274,6 @@ def build(rows: list[dict], out_dir: str | os.PathLike, config: StandinConfig = 
     work_dir keeps resumable checkpoints (an interrupted build started again with the same
     work_dir continues where it stopped). eval_rows: test dialogues with ``references`` for the card.
     """
-    from . import card as standin_card
-
     if config.n_dialogues is not None:
         rows = rows[: config.n_dialogues]
     if len(rows) < 2:
@@ -337,9 +336,7 @@ def save(out_dir: str | os.PathLike, model, tokenizer, readme: str, meta: dict) 
         tokenizer.save_pretrained(tmp)
         (tmp / "README.md").write_text(readme, encoding="utf-8")
         (tmp / "card.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        from .card import LICENSE_NOTE
-
-        (tmp / "LICENSE.md").write_text(LICENSE_NOTE, encoding="utf-8")
+        (tmp / "LICENSE.md").write_text(standin_card.LICENSE_NOTE, encoding="utf-8")
         for f in tmp.iterdir():  # mkdtemp makes a private folder; a shipped model is for everyone to read
             f.chmod(0o644)
         tmp.chmod(0o755)
@@ -371,15 +368,6 @@ def load(path: str | os.PathLike = SHIPPED_DIR, want_model: bool = True):
         model = T5ForConditionalGeneration.from_pretrained(path, dtype=torch.float32).eval()
     card = StandinCard(meta["name"], meta["note"], str(path), (path / "README.md").read_text(encoding="utf-8"), meta["metrics"])
     return model, tokenizer, card
-
-
-def config_from_dict(values: dict) -> StandinConfig:
-    """A StandinConfig from a card's ``config`` (unknown keys refused)."""
-    known = {f.name for f in fields(StandinConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"Unknown StandinConfig fields {unknown}; known: {sorted(known)}.")
-    return StandinConfig(**values)
 
 
 def t5_fallback(name: str, task: str | None, want_model: bool = True):
