@@ -67,14 +67,14 @@ def _read_log(path: Path) -> tuple[str, list[str]]:
 
 
 def run_lab(path: Path, out_dir: Path, smoke: bool, timeout: float, parameters: dict | None = None,
-            kernel: str = "python3", html: bool = True) -> LabResult:
-    """Execute one lab with papermill in a subprocess; never raises for a failing lab."""
+            kernel: str = "python3", html: bool = True, env: dict | None = None) -> LabResult:
+    """Execute one lab with papermill in a subprocess; never raises for a failing lab. ``env``: extra variables."""
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / path.name
     log = out_dir / f"{path.stem}.served.jsonl"
     log.unlink(missing_ok=True)
     params = {"SMOKE": smoke, **(parameters or {})}
-    env = {**os.environ, "COURSE_SMOKE": "1" if smoke else "0", "COURSE_SERVED_LOG": str(log),
+    env = {**os.environ, **(env or {}), "COURSE_SMOKE": "1" if smoke else "0", "COURSE_SERVED_LOG": str(log),
            "PYTHONUNBUFFERED": "1",
            # figures must be captured in the executed notebook, whatever backend the caller uses
            "MPLBACKEND": "module://matplotlib_inline.backend_inline",
@@ -143,12 +143,12 @@ def summary_table(results: list[LabResult]) -> str:
 
 def run_labs(selectors: list[str] | None = None, smoke: bool = True, out_dir: Path = REPO / "build",
              timeout: float = 1800, parameters: dict | None = None, kernel: str = "python3",
-             html: bool = True) -> list[LabResult]:
+             html: bool = True, env: dict | None = None) -> list[LabResult]:
     """Run the selected labs in order and return one LabResult each."""
     results = []
     for path in select(list(selectors or [])):
         print(f"running {path.name} ({'smoke' if smoke else 'full'}) ...", flush=True)
-        result = run_lab(path, out_dir, smoke, timeout, parameters, kernel, html)
+        result = run_lab(path, out_dir, smoke, timeout, parameters, kernel, html, env)
         print(f"  {result.status} in {result.seconds:.1f} s", flush=True)
         if result.error:
             print("  " + result.error.replace("\n", "\n  "), flush=True)
@@ -168,6 +168,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="extra papermill parameter (VALUE parsed as JSON when possible), e.g. -p DEVICE='\"cpu\"'")
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
     parser.add_argument("--no-html", action="store_true", help="skip the HTML copies")
+    parser.add_argument("--real-fixture", nargs="?", const="", default=None, metavar="CACHE_DIR",
+                        help="serve models from a local Hugging Face cache of small real-architecture models written "
+                             "by course_lib.real_model_fixture (default folder: OUT/hf-fixture), hub unreachable: "
+                             "runs the labs' real-model branches without the hub")
     args = parser.parse_args(argv)
     smoke = args.smoke or (not args.full and os.environ.get("COURSE_SMOKE", "0") == "1")
     params = {}
@@ -179,7 +183,15 @@ def main(argv: list[str] | None = None) -> int:
             params[name] = json.loads(value)
         except json.JSONDecodeError:
             params[name] = value
-    results = run_labs(args.labs, smoke, Path(args.out), args.timeout, params, args.kernel, not args.no_html)
+    env = None
+    if args.real_fixture is not None:
+        from . import real_model_fixture
+
+        cache = Path(args.real_fixture or Path(args.out) / "hf-fixture")
+        real_model_fixture.write_hf_cache(cache)
+        env = real_model_fixture.fixture_env(cache)
+        print(f"models from the fixture cache {cache} (hf-cache rung, hub unreachable)", flush=True)
+    results = run_labs(args.labs, smoke, Path(args.out), args.timeout, params, args.kernel, not args.no_html, env)
     table = summary_table(results)
     out = Path(args.out)
     (out / "summary.md").write_text(table + "\n", encoding="utf-8")

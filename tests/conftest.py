@@ -18,3 +18,14 @@ def real_dialogsum_dir() -> Path:
     if not (SHARED_DIALOGSUM / "dialogsum.train.jsonl").exists():
         pytest.skip(f"real DialogSum not found at {SHARED_DIALOGSUM} (set DIALOGSUM_DIR)")
     return SHARED_DIALOGSUM
+
+
+@pytest.fixture(scope="session")
+def real_model_cache(tmp_path_factory) -> dict[str, str]:
+    """A local Hugging Face cache holding small real-architecture models under the labs' hub names; returns the
+    environment variables that make a new process load from it (hf-cache rung, hub unreachable)."""
+    from course_lib import real_model_fixture
+
+    cache = tmp_path_factory.mktemp("hf-fixture")
+    real_model_fixture.write_hf_cache(cache)
+    return real_model_fixture.fixture_env(cache)

@@ -1,4 +1,5 @@
 import json
+import os
 import socket
 import time
 
@@ -173,3 +174,31 @@ def test_model_card_of_a_cached_model_without_the_hub(tmp_path, monkeypatch):
     text, source = model_cards.read_card("google/flan-t5-base")
     assert source == "hf-cache" and text.startswith("# FLAN-T5 base")
     assert model_cards.card_sections(text)["uses"] == ["Uses"]
+
+
+def test_real_model_fixture_is_served_from_the_hf_cache_rung(real_model_cache):
+    """In a fresh process with the fixture's environment, both lab names load from the hf-cache rung as real
+    models, and the cached card says it is a fixture."""
+    import subprocess
+    import sys
+
+    code = (
+        "from course_lib import hub, model_cards\n"
+        "m, t = hub.load_model_and_tokenizer('google/flan-t5-base')\n"
+        "s = hub.last_served()\n"
+        "assert (s.kind, s.is_real, m.config.model_type) == ('hf-cache', True, 't5'), s\n"
+        "e = hub.load_model('bert-base-uncased', task='encoder')\n"
+        "assert hub.last_served().kind == 'hf-cache' and e.config.model_type == 'bert'\n"
+        "text, source = model_cards.read_card('google/flan-t5-base')\n"
+        "assert source == 'hf-cache' and 'course_lib test fixture' in text, source\n"
+        "print('ok')\n")
+    env = {**os.environ, **real_model_cache}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+
+
+def test_real_model_fixture_refuses_unknown_names(tmp_path):
+    from course_lib import real_model_fixture
+
+    with pytest.raises(ValueError, match="No fixture for"):
+        real_model_fixture.write_hf_cache(tmp_path, ["gpt2"])
