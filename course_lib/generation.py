@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .checks import check_int, check_number
 from .device import configure_threads
 
 NEG_INF = float("-inf")
@@ -115,15 +116,16 @@ class GenerationSettings:
     top_p: float | None = None  # keep the nucleus of probability p (sampling only); None = off
     stop_at_eos: bool = True  # end a sequence at the end-of-sequence token
 
+    def __post_init__(self):
+        self.validate()
+
     def validate(self) -> GenerationSettings:
-        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens={self.max_new_tokens!r} must be an integer >= 1.")
-        probe = torch.zeros(2)
-        apply_temperature(probe, self.temperature)
+        check_int("GenerationSettings", "max_new_tokens", self.max_new_tokens, 1)
+        check_number("GenerationSettings", "temperature", self.temperature, 0.0, low_open=True)
         if self.top_k is not None:
-            top_k_filter(probe, self.top_k)
+            check_int("GenerationSettings", "top_k", self.top_k, 1)
         if self.top_p is not None:
-            top_p_filter(probe, self.top_p)
+            check_number("GenerationSettings", "top_p", self.top_p, 0.0, 1.0, low_open=True)
         return self
 
     def hf_kwargs(self) -> dict:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .atomic import atomic_write_text
+from .checks import check_int, check_number
 
 
 def storage_bytes(tensors) -> int:
@@ -138,6 +139,14 @@ class ZeroDemoConfig:
     batch_per_rank: int = 4  # sequences each rank sees
     lr: float = 1e-3  # AdamW learning rate
     seed: int = 0  # same weights on every rank; data differ by rank
+
+    def __post_init__(self):
+        for name in ("world_size", "vocab_size", "d_model", "n_layers", "n_heads", "seq_len", "batch_per_rank"):
+            check_int("ZeroDemoConfig", name, getattr(self, name), 1)
+        check_int("ZeroDemoConfig", "seed", self.seed, 0)
+        check_number("ZeroDemoConfig", "lr", self.lr, 0.0, low_open=True)
+        if self.d_model % self.n_heads:
+            raise ValueError(f"ZeroDemoConfig: d_model={self.d_model} must be divisible by n_heads={self.n_heads}.")
 
 
 class TinyCausalLM(nn.Module):

@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .attention import AttentionCache, MultiHeadAttention, padding_mask, positional_encoding
+from .checks import check_int, check_number
 from .generation import GenerationSettings, next_token
 
 # ----------------------------------------------------------------------------- components
@@ -206,18 +207,16 @@ class TransformerConfig:
 
     def __post_init__(self):
         for name in ("vocab_size", "d_model", "n_head", "n_layer", "max_seq_len"):
-            _check_int(name, getattr(self, name), 1)
+            check_int("TransformerConfig", name, getattr(self, name), 1)
         for name in ("n_encoder_layer", "n_decoder_layer", "d_ff"):
             if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), 1)
+                check_int("TransformerConfig", name, getattr(self, name), 1)
         for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < self.vocab_size):
                 raise ValueError(f"TransformerConfig.{name}={value!r}: must be a token id in [0, vocab_size={self.vocab_size}).")
-        for name, lo in (("layer_norm_eps", 0.0), ("init_std", 0.0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > lo:
-                raise ValueError(f"TransformerConfig.{name}={value!r}: must be a number > {lo}.")
+        for name in ("layer_norm_eps", "init_std"):
+            check_number("TransformerConfig", name, getattr(self, name), 0.0, low_open=True)
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
         if self.n_encoder_layer is None:
@@ -232,11 +231,6 @@ class TransformerConfig:
             raise ValueError(f"positional={self.positional!r}: expected 'learned' or 'sinusoidal'.")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"TransformerConfig.dropout={self.dropout!r}: must be in [0, 1).")
-
-
-def _check_int(name: str, value, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"TransformerConfig.{name}={value!r}: must be an integer >= {low}.")
 
 
 FAMILIES = ("encoder-only", "decoder-only", "encoder-decoder")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .checks import check_int, check_number
 from .device import set_seed
 from .quantization import quantize_linear_weights, serialized_bytes, torch_dynamic_int8
 from .training import TrainConfig, train
@@ -70,6 +71,14 @@ class ByteLMConfig:
     steps: int = 300  # optimizer steps
     lr: float = 3e-3  # AdamW peak learning rate (cosine decay to 10%)
     seed: int = 0  # weights and batch order
+
+    def __post_init__(self):
+        for name in ("n_layers", "d_model", "n_heads", "seq_len", "batch_size", "steps"):
+            check_int("ByteLMConfig", name, getattr(self, name), 1)
+        check_int("ByteLMConfig", "seed", self.seed, 0)
+        check_number("ByteLMConfig", "lr", self.lr, 0.0, low_open=True)
+        if self.d_model % self.n_heads:
+            raise ValueError(f"ByteLMConfig: d_model={self.d_model} must be divisible by n_heads={self.n_heads}.")
 
 
 def text_to_bytes(texts: list[str]) -> torch.Tensor:

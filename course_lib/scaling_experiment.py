@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from .checks import check_int, check_number
 from .device import configure_threads, get_device, set_seed
 from .model import DecoderOnlyLM, TransformerConfig
 from .scaling import isoflop_minimum
@@ -51,8 +52,11 @@ class IsoFLOPConfig:
     progress: bool = False  # a tqdm bar per run (the experiment shows one bar over all runs)
 
     def __post_init__(self):
-        if not self.budgets or any(not (isinstance(c, (int, float)) and c > 0) for c in self.budgets):
-            raise ValueError(f"budgets={self.budgets!r}: give one or more positive FLOP budgets, e.g. (1e11, 3e11).")
+        for name in ("d_head", "seq_len", "batch_size", "min_steps", "eval_batches"):
+            check_int("IsoFLOPConfig", name, getattr(self, name), 1)
+        if not isinstance(self.budgets, (tuple, list)) or not self.budgets or any(
+                isinstance(c, bool) or not isinstance(c, (int, float)) or not c > 0 for c in self.budgets):
+            raise ValueError(f"IsoFLOPConfig.budgets={self.budgets!r}: give one or more positive FLOP budgets, e.g. (1e11, 3e11).")
         if self.compute not in ("full", "6N"):
             raise ValueError(f"compute={self.compute!r}: expected 'full' or '6N'.")
         if len(self.shapes) < 3:
@@ -61,6 +65,12 @@ class IsoFLOPConfig:
             if n_layer < 1 or d_model < self.d_head or d_model % self.d_head:
                 raise ValueError(f"shape ({n_layer}, {d_model}): need n_layer >= 1 and d_model a multiple of "
                                  f"d_head={self.d_head}.")
+        check_int("IsoFLOPConfig", "seed", self.seed, 0)
+        for name in ("lr_ref_width", "cpu_threads"):
+            if getattr(self, name) is not None:
+                check_int("IsoFLOPConfig", name, getattr(self, name), 1)
+        check_number("IsoFLOPConfig", "lr", self.lr, 0.0, low_open=True)
+        check_number("IsoFLOPConfig", "warmup_frac", self.warmup_frac, 0.0, 1.0)
 
 
 # Lab 06's experiment: the defaults (about 6 minutes on a busy 2-core CPU), and a version that runs in seconds.

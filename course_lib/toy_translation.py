@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .checks import check_int
+
 ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
         "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
 TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
@@ -60,6 +62,14 @@ class NumberTaskConfig:
     n_test: int = 200  # distinct held-out numbers (never seen in training)
     batch_size: int = 64  # pairs per batch
     seed: int = 0  # which numbers go where
+
+    def __post_init__(self):
+        for name in ("max_number", "n_train", "n_test", "batch_size"):
+            check_int("NumberTaskConfig", name, getattr(self, name), 1)
+        check_int("NumberTaskConfig", "seed", self.seed, 0)
+        if self.n_train + self.n_test > self.max_number + 1:
+            raise ValueError(f"NumberTaskConfig: n_train + n_test = {self.n_train + self.n_test} distinct numbers do not "
+                             f"fit in 0..max_number={self.max_number}; lower them or raise max_number.")
 
 
 def number_pairs(cfg: NumberTaskConfig) -> dict:

@@ -25,6 +25,7 @@ import torch.distributed as dist
 from torch import nn
 
 from . import checkpoint as ckpt
+from .checks import check_choice, check_int, check_number
 from .device import autocast, best_precision, configure_threads, get_device, grad_scaler, set_seed
 
 
@@ -51,26 +52,25 @@ class TrainConfig:
     strategy: str = "auto"  # 'auto' (ddp when torch.distributed has > 1 process), 'none', 'ddp', 'fsdp'
     shard_data: bool = True  # under DDP rank r takes every world_size-th batch; False if the loader shards
 
+    def __post_init__(self):
+        self.validate()
+
     def validate(self) -> None:
-        positive = ("max_steps", "grad_accum_steps", "log_every", "eval_steps")
-        for name in positive:
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r}: must be an integer >= 1.")
-        for name in ("warmup_steps", "eval_every", "checkpoint_every"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r}: must be an integer >= 0.")
-        if not self.lr > 0:
-            raise ValueError(f"TrainConfig.lr={self.lr!r}: the learning rate must be > 0.")
-        if not 0 <= self.min_lr_ratio <= 1:
-            raise ValueError(f"TrainConfig.min_lr_ratio={self.min_lr_ratio!r}: must be in [0, 1].")
-        if self.weight_decay < 0:
-            raise ValueError(f"TrainConfig.weight_decay={self.weight_decay!r}: must be >= 0.")
-        if self.clip_norm is not None and not self.clip_norm > 0:
-            raise ValueError(f"TrainConfig.clip_norm={self.clip_norm!r}: must be > 0, or None for no clipping.")
-        if self.precision not in {"auto", "fp32", "bf16", "fp16"}:
-            raise ValueError(f"TrainConfig.precision={self.precision!r}: expected 'auto', 'fp32', 'bf16' or 'fp16'.")
-        if self.strategy not in {"auto", "none", "ddp", "fsdp"}:
-            raise ValueError(f"TrainConfig.strategy={self.strategy!r}: expected 'auto', 'none', 'ddp' or 'fsdp'.")
+        for name in ("max_steps", "grad_accum_steps", "log_every", "eval_steps"):
+            check_int("TrainConfig", name, getattr(self, name), 1)
+        for name in ("warmup_steps", "eval_every", "checkpoint_every", "seed"):
+            check_int("TrainConfig", name, getattr(self, name), 0)
+        check_number("TrainConfig", "lr", self.lr, 0.0, low_open=True)
+        check_number("TrainConfig", "min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
+        check_number("TrainConfig", "weight_decay", self.weight_decay, 0.0)
+        if self.clip_norm is not None:
+            check_number("TrainConfig", "clip_norm", self.clip_norm, 0.0, low_open=True)
+        if not (isinstance(self.betas, (tuple, list)) and len(self.betas) == 2):
+            raise ValueError(f"TrainConfig.betas={self.betas!r}: must be two numbers in [0, 1), e.g. (0.9, 0.95).")
+        for beta in self.betas:
+            check_number("TrainConfig", "betas", beta, 0.0, 0.999999)
+        check_choice("TrainConfig", "precision", self.precision, {"auto", "fp32", "bf16", "fp16"})
+        check_choice("TrainConfig", "strategy", self.strategy, {"auto", "none", "ddp", "fsdp"})
 
 
 @dataclass

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..atomic import atomic_write_text
+from ..checks import check_int
 from . import notebook as nbf
 from .autograde import ExerciseGrade, SubmissionResult, read_result
 from .execute import Limits
@@ -39,6 +40,11 @@ class GradingConfig:
     workers: int = 2  # submissions graded at the same time
     limits: Limits = field(default_factory=Limits)  # per-submission time, memory and restarts
     feedback: bool = True  # write per-student HTML feedback
+
+    def __post_init__(self):
+        check_int("GradingConfig", "workers", self.workers, 1)
+        if not isinstance(self.limits, Limits):
+            raise ValueError(f"GradingConfig.limits={self.limits!r}: must be a course_lib.grading Limits.")
 
 
 @dataclass

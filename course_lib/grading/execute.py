@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from nbformat import NotebookNode
 from nbformat.v4 import new_output
 
+from ..checks import check_int, check_number
 from .sandbox import KERNEL_NAME, kernel_env, write_kernelspec
 
 
@@ -35,6 +36,13 @@ class Limits:
     max_restarts: int = 3  # fresh kernels after hangs or crashes before giving up on the rest
     threads: int = 1  # OMP/MKL threads per kernel (parallel workers share the cores)
     smoke: bool = True  # run labs with COURSE_SMOKE=1 (tiny sizes)
+
+    def __post_init__(self):
+        for name in ("cell_timeout", "time_limit"):
+            check_number("Limits", name, getattr(self, name), 0.0, low_open=True)
+        check_int("Limits", "memory_mb", self.memory_mb, 0)
+        check_int("Limits", "max_restarts", self.max_restarts, 0)
+        check_int("Limits", "threads", self.threads, 1)
 
 
 @dataclass

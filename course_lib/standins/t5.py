@@ -33,6 +33,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import T5Config, T5ForConditionalGeneration, T5Tokenizer
 
 from .. import objectives, prompting
+from ..checks import check_choice, check_int, check_number
 from ..device import set_seed
 from ..training import TrainConfig, train
 from . import card as standin_card
@@ -69,28 +70,24 @@ class StandinConfig:
     seed: int = 0  # fixes data order, formats and initialization
 
     def __post_init__(self):
-        positive = ("vocab_size", "d_model", "d_ff", "num_heads", "num_layers", "num_decoder_layers", "max_source_tokens",
+        positive = ("d_model", "d_ff", "num_heads", "num_layers", "num_decoder_layers", "max_source_tokens",
                     "max_target_tokens", "tokenizer_dialogues", "span_corruption_tokens", "steps", "batch_size",
                     "checkpoint_every")
         for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"StandinConfig.{name}={value!r}: must be an integer >= 1.")
-        if self.vocab_size < 100:
-            raise ValueError(f"StandinConfig.vocab_size={self.vocab_size}: a Unigram vocabulary needs at least 100 pieces.")
+            check_int("StandinConfig", name, getattr(self, name), 1)
+        check_int("StandinConfig", "vocab_size", self.vocab_size, 100)  # a Unigram vocabulary needs 100 pieces
+        for name in ("warmup_steps", "eval_dialogues", "seed"):
+            check_int("StandinConfig", name, getattr(self, name), 0)
+        if self.n_dialogues is not None:
+            check_int("StandinConfig", "n_dialogues", self.n_dialogues, 2)
         if self.d_model % self.num_heads:
             raise ValueError(f"StandinConfig.d_model={self.d_model} is not divisible by num_heads={self.num_heads}.")
-        if self.n_dialogues is not None and (not isinstance(self.n_dialogues, int) or self.n_dialogues < 2):
-            raise ValueError(f"StandinConfig.n_dialogues={self.n_dialogues!r}: None (all) or an integer >= 2.")
         for name in ("one_shot_fraction", "span_corruption_fraction", "reconstruction_fraction"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"StandinConfig.{name}={getattr(self, name)!r}: must be in [0, 1).")
+            check_number("StandinConfig", name, getattr(self, name), 0.0, 0.999)
         if self.span_corruption_fraction + self.reconstruction_fraction >= 1.0:
             raise ValueError("StandinConfig: span_corruption_fraction + reconstruction_fraction must leave room for summaries (< 1).")
-        if not self.lr > 0 or self.warmup_steps < 0 or self.eval_dialogues < 0:
-            raise ValueError("StandinConfig: lr must be > 0, warmup_steps and eval_dialogues >= 0.")
-        if self.precision not in {"auto", "fp32", "bf16", "fp16"}:
-            raise ValueError(f"StandinConfig.precision={self.precision!r}: expected 'auto', 'fp32', 'bf16' or 'fp16'.")
+        check_number("StandinConfig", "lr", self.lr, 0.0, low_open=True)
+        check_choice("StandinConfig", "precision", self.precision, {"auto", "fp32", "bf16", "fp16"})
 
 
 # The recipe in seconds (tests, `build --smoke`); FULL_CONFIG is what built the shipped model.
