@@ -151,6 +151,21 @@ def plot_loss_curves(histories, ax=None, smooth: int = 1, eval_only: bool = Fals
     return ax
 
 
+def plot_in_context_help(table, chance: float | None = None, ax=None):
+    """Accuracy against parameters, one line per prompt setting (``course_lib.in_context`` results)."""
+    ax = _axes(ax, figsize=(6.5, 4))
+    for setting, rows in table.groupby("setting", sort=False):
+        ax.plot(rows["parameters"], rows["accuracy"], marker="o", label=setting)
+    if chance is not None:
+        ax.axhline(chance, color="gray", ls=":", lw=1, label="chance")
+    ax.set_xscale("log")
+    ax.set_ylim(0, 1.05)
+    ax.set(xlabel="parameters (log scale)", ylabel="accuracy on the query",
+           title="Facts from the weights or from the prompt")
+    ax.legend(fontsize=8)
+    return ax
+
+
 # --- Lab 05: quantization and memory ----------------------------------------------
 
 _BIT_COLORS = {"sign": "#d62728", "exponent": "#1f77b4", "mantissa": "#2ca02c"}

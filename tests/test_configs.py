@@ -8,6 +8,7 @@ import pytest
 from course_lib.generation import GenerationSettings
 from course_lib.grading.batch import GradingConfig
 from course_lib.grading.execute import Limits
+from course_lib.in_context import InContextConfig
 from course_lib.memory_measure import ZeroDemoConfig
 from course_lib.model import TransformerConfig
 from course_lib.quantization_eval import ByteLMConfig
@@ -17,7 +18,7 @@ from course_lib.toy_translation import NumberTaskConfig
 from course_lib.training import TrainConfig
 
 CONFIGS = [TransformerConfig, TrainConfig, GenerationSettings, IsoFLOPConfig, ByteLMConfig, ZeroDemoConfig,
-           NumberTaskConfig, StandinConfig, Limits, GradingConfig]
+           NumberTaskConfig, StandinConfig, Limits, GradingConfig, InContextConfig]
 
 
 def _numeric_fields():
