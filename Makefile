@@ -7,7 +7,7 @@ LABS ?=
 MODE ?=
 SUBMISSIONS ?= submissions
 
-.PHONY: setup labs labs-smoke test test-fast lint strip bench release grade export validate clean
+.PHONY: setup labs labs-smoke test test-fast lint strip bench browser-check release grade export validate clean
 
 setup: $(VENV)/.installed
 
@@ -41,6 +41,10 @@ strip: setup
 ## CPU benchmarks (figures go to bench/RESULTS.md by hand, with the machine); bench/gpu_*.py need a GPU
 bench: setup
 	for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+## A student's Run All in JupyterLab, in headless Chromium (needs Debian's chromium + chromium-driver); LABS="01 02"
+browser-check: setup
+	$(BIN)/python bench/browser_check.py $(or $(LABS),02)
 
 ## Instructors (see docs/INSTRUCTORS.md)
 release: setup
