@@ -21,6 +21,7 @@ steps=(
   "transformer_step_compiled|$PY bench/gpu_transformer_step.py --steps 20 --compile"
   "memory_check|$PY bench/gpu_memory_check.py --out $OUT/gpu_memory_check.json"
   "training_gpu|$PY bench/bench_training.py gpu"
+  "finetune|$PY bench/gpu_finetune.py --steps 300 --n-test 100 --out $OUT/finetune"
 )
 
 if [ "$DRY" = 1 ]; then

@@ -1,4 +1,4 @@
-"""Evaluating generated text: ROUGE against references, and perplexity.
+"""Evaluating generated text: ROUGE and BLEU against references, and perplexity.
 
 ROUGE (Lin, 2004) goes through Hugging Face ``evaluate`` with a metric module
 that ships inside course_lib (``course_lib/metrics/rouge``), so it loads without
@@ -40,24 +40,88 @@ def _as_reference_lists(references) -> list[list[str]]:
     return out
 
 
+def _paired(predictions, references, metric: str, per: str) -> tuple[list, list]:
+    """Both as lists of equal, non-zero length, predictions all strings; a clear error otherwise."""
+    if isinstance(predictions, str) or isinstance(references, str):
+        raise ValueError("predictions and references must be lists (one entry per example), not a single string.")
+    predictions, references = list(predictions), list(references)
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions but {len(references)} references; pass {per} per prediction.")
+    if not predictions:
+        raise ValueError(f"{metric}() needs at least one prediction.")
+    bad = [i for i, p in enumerate(predictions) if not isinstance(p, str)]
+    if bad:
+        raise ValueError(f"predictions {bad[:5]} are not strings; decode token ids to text first.")
+    return predictions, references
+
+
 def rouge(predictions: Sequence[str], references: Sequence, use_stemmer: bool = True, per_example: bool = False) -> dict:
     """ROUGE-1/2/L/Lsum F-measures, mean over examples (or per example with ``per_example=True``).
 
     Each reference is a string or a list of strings (best-matching reference wins).
     """
-    if isinstance(predictions, str) or isinstance(references, str):
-        raise ValueError("predictions and references must be lists (one entry per example), not a single string.")
-    predictions, references = list(predictions), _as_reference_lists(references)
-    if len(predictions) != len(references):
-        raise ValueError(f"{len(predictions)} predictions but {len(references)} references; pass one reference (or list) per prediction.")
-    if not predictions:
-        raise ValueError("rouge() needs at least one prediction.")
-    bad = [i for i, p in enumerate(predictions) if not isinstance(p, str)]
-    if bad:
-        raise ValueError(f"predictions {bad[:5]} are not strings; decode token ids to text first.")
+    predictions, references = _paired(predictions, references, "rouge", "one reference (or list)")
+    references = _as_reference_lists(references)
     scores = rouge_metric().compute(predictions=predictions, references=references, use_stemmer=use_stemmer,
                                     use_aggregator=not per_example)
     return {k: scores[k] for k in ROUGE_KEYS}
+
+
+# --- BLEU ------------------------------------------------------------------------
+
+BLEU_MAX_ORDER = 4  # BLEU-4: n-grams of 1 to 4 words, weighted equally
+
+
+def _ngrams(tokens: list[str], n: int) -> dict[tuple[str, ...], int]:
+    counts: dict[tuple[str, ...], int] = {}
+    for i in range(len(tokens) - n + 1):
+        gram = tuple(tokens[i : i + n])
+        counts[gram] = counts.get(gram, 0) + 1
+    return counts
+
+
+def bleu(predictions: Sequence[str], references: Sequence[str], smooth: str = "none") -> float:
+    """Corpus BLEU-4 (Papineni et al., 2002) in 0-100, one reference per prediction, no smoothing.
+
+    Over the whole corpus: clipped n-gram precisions p_1..p_4 (a predicted n-gram counts at most as often
+    as the reference has it), their geometric mean, times the brevity penalty exp(1 - r/c) when the
+    predictions (c words) are shorter than the references (r words). Words come from sacrebleu's '13a'
+    tokenizer, so the score equals ``sacrebleu.corpus_bleu(predictions, [references]).score`` whenever
+    every order has a match. When one has none (often, for a single short sentence), unsmoothed BLEU is 0
+    (sacrebleu's ``smooth_method='none'``); ``smooth='exp'`` instead gives the k-th such order a precision of
+    1 / (2^k * n-grams), as mteval-v13a and sacrebleu's default do.
+    """
+    from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+
+    if smooth not in ("none", "exp"):
+        raise ValueError(f"smooth={smooth!r}: expected 'none' or 'exp'.")
+    predictions, references = _paired(predictions, references, "bleu", "one reference")
+    bad = [i for i, t in enumerate(references) if not isinstance(t, str)]
+    if bad:
+        raise ValueError(f"references {bad[:5]} are not strings (bleu takes one reference string per prediction).")
+    tokenize = Tokenizer13a()
+    matches, totals = [0] * BLEU_MAX_ORDER, [0] * BLEU_MAX_ORDER
+    pred_len = ref_len = 0
+    for pred, ref in zip(predictions, references):
+        p, r = tokenize(pred.rstrip()).split(), tokenize(ref.rstrip()).split()
+        pred_len, ref_len = pred_len + len(p), ref_len + len(r)
+        for n in range(1, BLEU_MAX_ORDER + 1):
+            ref_counts = _ngrams(r, n)
+            pred_counts = _ngrams(p, n)
+            matches[n - 1] += sum(min(c, ref_counts.get(g, 0)) for g, c in pred_counts.items())
+            totals[n - 1] += max(0, len(p) - n + 1)
+    if not any(matches) or min(totals) == 0:  # nothing matches, or predictions too short for 4-grams: 0
+        return 0.0
+    precisions, halving = [], 1.0
+    for m, t in zip(matches, totals):
+        if m == 0 and smooth == "none":  # one precision of 0 makes the geometric mean 0
+            return 0.0
+        if m == 0:
+            halving *= 2
+        precisions.append(100.0 * m / t if m else 100.0 / (halving * t))
+    log_precision = sum(math.log(p) for p in precisions) / BLEU_MAX_ORDER
+    brevity = 1.0 if pred_len >= ref_len else math.exp(1 - ref_len / pred_len)
+    return brevity * math.exp(log_precision)
 
 
 # --- does a summarizer read its input? -----------------------------------------

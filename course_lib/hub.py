@@ -84,8 +84,16 @@ def hub_reachable(timeout: float | None = None) -> bool:
     thread.join(timeout)
     _REACHABLE[HUB_HOST] = result["ok"]
     if not result["ok"]:
-        # Make every library below (transformers, datasets, huggingface_hub) skip the network too.
+        # Make every library below (transformers, datasets, huggingface_hub) skip the network too. The variable
+        # alone is not enough once huggingface_hub is imported (it reads it at import): without the constant,
+        # transformers' adapter lookup (peft installed) retries the hub for ~25 s on every model load.
         os.environ["HF_HUB_OFFLINE"] = "1"
+        try:
+            from huggingface_hub import constants
+
+            constants.HF_HUB_OFFLINE = True
+        except ImportError:
+            pass
     return result["ok"]
 
 

@@ -5,6 +5,8 @@ import typing
 
 import pytest
 
+from course_lib.finetuning.lora import LoRAConfig
+from course_lib.finetuning.topic_experiment import TopicExperimentConfig
 from course_lib.generation import GenerationSettings
 from course_lib.grading.batch import GradingConfig
 from course_lib.grading.execute import Limits
@@ -18,7 +20,8 @@ from course_lib.toy_translation import NumberTaskConfig
 from course_lib.training import TrainConfig
 
 CONFIGS = [TransformerConfig, TrainConfig, GenerationSettings, IsoFLOPConfig, ByteLMConfig, ZeroDemoConfig,
-           NumberTaskConfig, StandinConfig, Limits, GradingConfig, InContextConfig]
+           NumberTaskConfig, StandinConfig, Limits, GradingConfig, InContextConfig, LoRAConfig,
+           TopicExperimentConfig]
 
 
 def _numeric_fields():

@@ -202,3 +202,19 @@ def test_real_model_fixture_refuses_unknown_names(tmp_path):
 
     with pytest.raises(ValueError, match="No fixture for"):
         real_model_fixture.write_hf_cache(tmp_path, ["gpt2"])
+
+
+def test_an_unreachable_hub_costs_no_retries_on_later_loads():
+    """Once the probe finds the hub unreachable, later loads must not touch the network: transformers' adapter
+    lookup (peft installed) ignores local_files_only and retried the hub with backoff for ~25 s per load."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    env.update(HF_ENDPOINT="http://127.0.0.1:9", COURSE_HUB_TIMEOUT="2")  # nothing listens on port 9
+    code = ("import time\nfrom course_lib import hub\nstart = time.perf_counter()\n"
+            "hub.load_model_and_tokenizer('google/flan-t5-base')\nprint(f'seconds={time.perf_counter() - start:.1f}')\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    seconds = float(out.stdout.rsplit("seconds=", 1)[1])
+    assert "Retrying" not in out.stderr and seconds < 12, f"{seconds} s; stderr: {out.stderr[-1500:]}"

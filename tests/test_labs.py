@@ -33,6 +33,7 @@ REAL_MODEL_CELLS = {
     "02_self_attention": [("hf_attentions(encoder, tokenizer, SENTENCE)", "served 'bert-base-uncased' (hf-cache)")],
     "04_prompt_engineering_dialogsum": [("IS_REAL = served.is_real", "[hf-cache]")],
     "05_quantization_and_memory": [("encoder.encoder.layer[0].intermediate", "served: bert-base-uncased (hf-cache)")],
+    "07_finetuning_and_peft": [("IS_REAL = served.is_real", "model: google/flan-t5-base [hf-cache]")],
 }
 
 
