@@ -15,8 +15,8 @@ import torch
 
 from course_lib import hub
 from course_lib import scaling as sc
-from course_lib import scaling_experiment as sx
 from course_lib.data import load_dialogsum
+from course_lib.scaling import isoflop as sx
 
 
 def markdown(df) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import datasets
 
-from . import hub
+from .offline import Served, hub_reachable, record
 
 MIRROR = "knkarthick/dialogsum"
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "dialogsum_sample"
@@ -126,12 +126,12 @@ def load_dialogsum(split: str = "train", source: str = "auto", test_view: str = 
         raise ValueError(f"source={source!r}: expected 'auto', 'hub', 'dir' or 'sample'.")
     start = time.perf_counter()
     hf_split = "validation" if SPLITS[split] == "dev" else SPLITS[split]
-    if source in {"auto", "hub"} and hub.hub_reachable():
+    if source in {"auto", "hub"} and hub_reachable():
         try:
             ds = datasets.load_dataset(MIRROR, split=hf_split)
             if split == "test" and test_view == "dialogues":
                 ds = datasets.Dataset.from_list(_group_mirror_test(list(ds)))
-            hub.record(hub.Served(f"{MIRROR}:{hf_split}", MIRROR, "hub", "dataset", time.perf_counter() - start))
+            record(Served(f"{MIRROR}:{hf_split}", MIRROR, "hub", "dataset", time.perf_counter() - start))
             return ds
         except Exception as exc:
             if source == "hub":
@@ -152,5 +152,5 @@ def load_dialogsum(split: str = "train", source: str = "auto", test_view: str = 
         rows = _from_directory(SAMPLE_DIR, split, test_view)
         kind, served_name = "embedded-sample", str(SAMPLE_DIR)
         note = f"{len(rows)} rows written by this project in DialogSum's format; not the real DialogSum."
-    hub.record(hub.Served(f"{MIRROR}:{hf_split}", served_name, kind, "dataset", time.perf_counter() - start, note))
+    record(Served(f"{MIRROR}:{hf_split}", served_name, kind, "dataset", time.perf_counter() - start, note))
     return datasets.Dataset.from_list(rows)

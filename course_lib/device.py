@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .offline import hub_reachable, log_environment
+
 
 def get_device(preference: str | torch.device = "auto") -> torch.device:
     """Return the device to use: 'auto' picks cuda, then mps, then cpu."""
@@ -189,8 +191,6 @@ def configure_threads(threads: int | None = None) -> int:
 
 def environment_report(device: torch.device | str = "auto", show: bool = True) -> dict:
     """Versions, device, precision and hub status; each lab prints it in its second cell."""
-    from . import hub  # local import: hub imports this module
-
     device = get_device(device)
     precision = best_precision(device)
     report = {
@@ -202,7 +202,7 @@ def environment_report(device: torch.device | str = "auto", show: bool = True) -
         "precision": precision.name,
         "cpu_threads": configure_threads(),
         "smoke": smoke_mode(),
-        "hub": "online" if hub.hub_reachable() else "offline",
+        "hub": "online" if hub_reachable() else "offline",
         "DIALOGSUM_DIR": os.environ.get("DIALOGSUM_DIR", "(unset)"),
     }
     for pkg in ("transformers", "datasets", "tokenizers", "evaluate"):
@@ -210,12 +210,7 @@ def environment_report(device: torch.device | str = "auto", show: bool = True) -
             report[pkg] = __import__(pkg).__version__
         except ImportError:
             report[pkg] = "not installed"
-    log = os.environ.get("COURSE_SERVED_LOG")
-    if log:  # the lab runner's summary table reads the device from here
-        import json
-
-        with open(log, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"what": "environment", "device": report["device"], "precision": report["precision"]}) + "\n")
+    log_environment(report["device"], report["precision"])  # the lab runner's summary table reads it back
     if show:
         width = max(map(len, report))
         for key, value in report.items():

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from . import generation, prompting
+
 METRIC_DIR = Path(__file__).resolve().parent / "metrics" / "rouge"
 ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
@@ -254,7 +256,6 @@ def compare_strategies(model, tokenizer, rows: Sequence[dict], strategies: Seque
 
     import pandas as pd
 
-    from . import generation, prompting
 
     if not rows:
         raise ValueError("compare_strategies needs at least one dialogue.")

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import torch
 
 from .checks import check_int, check_number
-from .device import configure_threads
+from .device import configure_threads, set_seed
+from .prompting import context_limit
 
 NEG_INF = float("-inf")
 
@@ -254,8 +255,6 @@ def summarize(model, tokenizer, prompts: Sequence[str], settings: GenerationSett
     """
     from tqdm.auto import tqdm
 
-    from .device import set_seed
-    from .prompting import context_limit
 
     if isinstance(prompts, str):
         raise ValueError("prompts must be a list of strings; wrap a single prompt in a list.")
@@ -284,7 +283,6 @@ def summarize(model, tokenizer, prompts: Sequence[str], settings: GenerationSett
 @torch.no_grad()
 def next_token_logits(model, tokenizer, prompt: str, prefix_ids: Sequence[int] = ()) -> torch.Tensor:
     """An encoder-decoder's logits (V,) for the next output token, given the prompt and the output ids so far."""
-    from .prompting import context_limit
 
     device = next(model.parameters()).device
     enc = tokenizer(prompt, return_tensors="pt", truncation=True, max_length=context_limit(tokenizer)).to(device)

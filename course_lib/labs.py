@@ -17,7 +17,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from . import real_model_fixture
 from .atomic import atomic_write_text
+from .offline import RUN_LOG_ENV, read_run_log
 
 REPO = Path(__file__).resolve().parent.parent
 LABS_DIR = REPO / "labs"
@@ -51,21 +53,6 @@ def select(selectors: list[str], labs_dir: Path = LABS_DIR) -> list[Path]:
     return chosen
 
 
-def _read_log(path: Path) -> tuple[str, list[str]]:
-    device, served = "?", []
-    if not path.exists():
-        return device, served
-    for line in path.read_text(encoding="utf-8").splitlines():
-        rec = json.loads(line)
-        if rec.get("what") == "environment":
-            device = f"{rec['device']} ({rec['precision']})"
-        else:
-            entry = f"{rec['requested']} -> {rec['served']} ({rec['kind']})"
-            if entry not in served:
-                served.append(entry)
-    return device, served
-
-
 def run_lab(path: Path, out_dir: Path, smoke: bool, timeout: float, parameters: dict | None = None,
             kernel: str = "python3", html: bool = True, env: dict | None = None) -> LabResult:
     """Execute one lab with papermill in a subprocess; never raises for a failing lab. ``env``: extra variables."""
@@ -74,7 +61,7 @@ def run_lab(path: Path, out_dir: Path, smoke: bool, timeout: float, parameters: 
     log = out_dir / f"{path.stem}.served.jsonl"
     log.unlink(missing_ok=True)
     params = {"SMOKE": smoke, **(parameters or {})}
-    env = {**os.environ, **(env or {}), "COURSE_SMOKE": "1" if smoke else "0", "COURSE_SERVED_LOG": str(log),
+    env = {**os.environ, **(env or {}), "COURSE_SMOKE": "1" if smoke else "0", RUN_LOG_ENV: str(log),
            "PYTHONUNBUFFERED": "1",
            # figures must be captured in the executed notebook, whatever backend the caller uses
            "MPLBACKEND": "module://matplotlib_inline.backend_inline",
@@ -94,7 +81,7 @@ def run_lab(path: Path, out_dir: Path, smoke: bool, timeout: float, parameters: 
         if expected is not None:  # a student notebook run unanswered: only its exercise cells failed
             status, error = "ok", f"{len(expected)} exercise cell(s) raised (unanswered or wrong): " + "; ".join(expected)
     seconds = time.perf_counter() - start
-    device, served = _read_log(log)
+    device, served = read_run_log(log)
     if html and output.exists():
         try:
             _to_html(output)
@@ -185,8 +172,6 @@ def main(argv: list[str] | None = None) -> int:
             params[name] = value
     env = None
     if args.real_fixture is not None:
-        from . import real_model_fixture
-
         cache = Path(args.real_fixture or Path(args.out) / "hf-fixture")
         real_model_fixture.write_hf_cache(cache)
         env = real_model_fixture.fixture_env(cache)

@@ -361,3 +361,10 @@ def pack(token_ids: Sequence[int], length: int) -> torch.Tensor:
     if n == 0:
         raise ValueError(f"The stream has {len(token_ids)} tokens, fewer than one row of {length}; use more text.")
     return torch.as_tensor(list(token_ids[: n * length]), dtype=torch.long).view(n, length)
+
+
+def seq2seq_collate(pairs: list[tuple[list[int], list[int]]], pad_id: int = 0) -> dict[str, torch.Tensor]:
+    """Pad a list of (source, target) id lists into T5 inputs; padded label positions are -100 (ignored)."""
+    input_ids, attention_mask = pad_batch([s for s, _ in pairs], pad_id)  # (B, S)
+    labels, _ = pad_batch([t for _, t in pairs], pad_id, label=True)  # (B, T)
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}

@@ -4,6 +4,17 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
+from .scaling.laws import (
+    KAPLAN,
+    chinchilla_loss,
+    chinchilla_optimal,
+    fit_power_law,
+    get_fit,
+    kaplan_loss_compute,
+    kaplan_loss_params,
+    kaplan_loss_tokens,
+)
+
 
 def _axes(ax=None, figsize=(6, 4)):
     if ax is None:
@@ -502,7 +513,6 @@ def plot_kaplan_laws(axes=None):
     """Kaplan et al. 2020's three power laws, L(C_min), L(D), L(N), side by side on log-log axes."""
     import numpy as np
 
-    from .scaling import KAPLAN, kaplan_loss_compute, kaplan_loss_params, kaplan_loss_tokens
 
     if axes is None:
         _, axes = plt.subplots(1, 3, figsize=(12, 3.4), sharey=True)
@@ -530,7 +540,6 @@ def plot_chinchilla_landscape(models=None, fit="hoffmann", budgets=(1e21, 1e22, 
     line, and the models of ``models`` (model, n_params, n_tokens) placed on it."""
     import numpy as np
 
-    from .scaling import chinchilla_loss, chinchilla_optimal, get_fit
 
     f = get_fit(fit)
     ax = _axes(ax, figsize=(7.5, 6))
@@ -569,7 +578,6 @@ def plot_isoflop_curves(runs, optima, axes=None, reference_exponent: float = 0.5
     Right: those optimal N against compute, with a power-law fit and a line of slope ``reference_exponent``."""
     import numpy as np
 
-    from .scaling import fit_power_law
 
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(11, 4))

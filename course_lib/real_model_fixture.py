@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .atomic import atomic_write_text
+from .standins import load_t5_standin, packaged_minilm_dir
 
 FIXTURE_NOTE = ("**course_lib test fixture.** Not the model this hub name refers to: {what}, saved with "
                 "`save_pretrained` under the name `{name}` so that tests can exercise the local-cache path. "
@@ -33,8 +34,6 @@ FIXTURE_NOTE = ("**course_lib test fixture.** Not the model this hub name refers
 
 
 def _t5_standin(snapshot: Path) -> str:
-    from .standins import load_t5_standin
-
     model, tokenizer, card = load_t5_standin()
     model.save_pretrained(snapshot)
     tokenizer.save_pretrained(snapshot)
@@ -43,8 +42,6 @@ def _t5_standin(snapshot: Path) -> str:
 
 def _bert_minilm(snapshot: Path) -> str:
     from transformers import AutoTokenizer, BertModel
-
-    from .standins import packaged_minilm_dir
 
     source = packaged_minilm_dir()
     BertModel.from_pretrained(source).save_pretrained(snapshot)

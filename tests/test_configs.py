@@ -14,7 +14,7 @@ from course_lib.in_context import InContextConfig
 from course_lib.memory_measure import ZeroDemoConfig
 from course_lib.model import TransformerConfig
 from course_lib.quantization_eval import ByteLMConfig
-from course_lib.scaling_experiment import IsoFLOPConfig
+from course_lib.scaling.isoflop import IsoFLOPConfig
 from course_lib.standins.t5 import StandinConfig
 from course_lib.toy_translation import NumberTaskConfig
 from course_lib.training import TrainConfig

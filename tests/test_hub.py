@@ -6,12 +6,12 @@ import time
 import pytest
 import torch
 
-from course_lib import hub, standins
+from course_lib import hub, offline, standins
 
 
 @pytest.fixture(autouse=True)
 def fresh_probe(monkeypatch):
-    monkeypatch.setattr(hub, "_REACHABLE", {})
+    monkeypatch.setattr(offline, "_REACHABLE", {})
     yield
 
 
@@ -35,7 +35,7 @@ def test_a_hanging_network_costs_at_most_the_timeout(monkeypatch):
     assert hub.hub_reachable(timeout=1.0) is False
     elapsed = time.perf_counter() - start
     assert elapsed < 1.5, f"fallback took {elapsed:.2f} s"
-    assert hub.os.environ["HF_HUB_OFFLINE"] == "1"  # libraries below skip the network from now on
+    assert offline.os.environ["HF_HUB_OFFLINE"] == "1"  # libraries below skip the network from now on
 
 
 def test_this_machine_falls_back_fast_without_network(monkeypatch):
@@ -101,7 +101,6 @@ def test_a_fallback_pair_is_built_once(monkeypatch):
         return torch.nn.Linear(2, 2), "the-tokenizer", "tiny test stand-in", "stand-in", "built for a test"
 
     monkeypatch.setattr(hub, "_FALLBACKS", [("test-org/*", builder)])
-    monkeypatch.setattr(hub, "_BUILTINS_DONE", True)
     model, tok = hub.load_model_and_tokenizer("test-org/tiny", task="causal")
     assert calls == [True] and tok == "the-tokenizer" and isinstance(model, torch.nn.Linear)
     assert hub.last_served("model").kind == "stand-in" and not hub.last_served("model").is_real
@@ -131,7 +130,7 @@ def _proxy_probe(tmp_path, handler_status):
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    env = {k: v for k, v in hub.os.environ.items() if k not in {"HF_HUB_OFFLINE", "NO_PROXY", "no_proxy"}}
+    env = {k: v for k, v in os.environ.items() if k not in {"HF_HUB_OFFLINE", "NO_PROXY", "no_proxy"}}
     env.update(HF_ENDPOINT="http://hub.course-test.invalid", HTTP_PROXY=f"http://127.0.0.1:{server.server_port}",
                HTTPS_PROXY=f"http://127.0.0.1:{server.server_port}", HF_HOME=str(tmp_path))
     code = "from course_lib import hub; import time; t = time.perf_counter(); print(hub.hub_reachable(timeout=3), round(time.perf_counter() - t, 2))"

@@ -10,8 +10,8 @@ import pytest
 from scipy.optimize import check_grad, minimize_scalar
 
 from course_lib import scaling
-from course_lib.scaling_fit import huber_objective
-from course_lib.scaling_tables import GPT3_TABLE_D1, LARGE_MODELS
+from course_lib.scaling.fit import huber_objective
+from course_lib.scaling.tables import GPT3_TABLE_D1, LARGE_MODELS
 
 
 def _half_unit_3sf(x: float) -> float:

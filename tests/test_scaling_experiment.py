@@ -1,4 +1,4 @@
-"""course_lib.scaling_experiment: parameter and FLOP counts against torch, and a tiny real IsoFLOP run."""
+"""course_lib.scaling.isoflop: parameter and FLOP counts against torch, and a tiny real IsoFLOP run."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from course_lib import scaling_experiment as sx
 from course_lib.model import TransformerConfig, count_parameters
+from course_lib.scaling import isoflop as sx
 
 CFG = sx.IsoFLOPConfig(budgets=(1e7,), shapes=((1, 8), (1, 16), (2, 16)), seq_len=16)
 

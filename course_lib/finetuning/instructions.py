@@ -13,8 +13,8 @@ import random
 from collections.abc import Iterable, Sequence
 
 from ..checks import check_int
+from ..objectives import seq2seq_collate
 from ..prompting import DEFAULT_CONTEXT
-from ..standins.t5 import collate as _collate_pairs
 
 TEMPLATES: dict[str, list[str]] = {
     "summary": [
@@ -83,4 +83,4 @@ def tokenize_examples(tokenizer, examples: Sequence[dict], max_source_tokens: in
 
 def collate(batch: Sequence[dict], pad_id: int = 0) -> dict:
     """Right-pad tokenized examples into ``{'input_ids', 'attention_mask', 'labels'}`` tensors (labels padded with -100)."""
-    return _collate_pairs([(ex["input_ids"], ex["labels"]) for ex in batch], pad_id)
+    return seq2seq_collate([(ex["input_ids"], ex["labels"]) for ex in batch], pad_id)

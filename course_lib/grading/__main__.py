@@ -13,8 +13,11 @@ import os
 import sys
 from pathlib import Path
 
-from .batch import REPO, GradingConfig, grade_submissions
+from . import notebook as nbf
+from .batch import REPO, GradingConfig, apply_manual_grades, grade_submissions, load_results, write_tables
 from .execute import Limits
+from .release import question_in_answer_cells, release_labs
+from .validate import validate
 
 
 def _require_nbgrader() -> None:
@@ -51,8 +54,6 @@ def _select_labs(labs_dir: Path, names: list[str]) -> list[Path]:
 
 
 def cmd_release(args: argparse.Namespace) -> int:
-    from . import notebook as nbf
-    from .release import question_in_answer_cells, release_labs
 
     labs = _select_labs(Path(args.labs_dir), args.labs)
     for path in release_labs(labs, args.out):
@@ -79,7 +80,6 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .batch import apply_manual_grades, load_results, write_tables
 
     results = load_results(args.grades)
     applied = apply_manual_grades(results, args.manual) if args.manual else 0
@@ -90,7 +90,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .validate import validate
 
     checks, warnings, _ = validate(args.notebook, _limits(args))
     for w in warnings:

@@ -29,6 +29,7 @@ from nbformat import NotebookNode
 from ..atomic import atomic_write_text
 from . import notebook as nbf
 from .execute import CellRun, Limits, run_notebook
+from .feedback import write_feedback
 from .release import student_version
 
 
@@ -204,7 +205,6 @@ def grade_notebook(source_path: str | Path, submission_path: str | Path, student
     result.notes = notes
     result.seconds = time.perf_counter() - start
     if feedback_path is not None:
-        from .feedback import write_feedback
 
         try:
             write_feedback(graded, runs, result, feedback_path)

@@ -173,13 +173,6 @@ def dialogue_windows(rows: list[dict], config: StandinConfig, tokenizer) -> list
     return [tokenizer(r["dialogue"], add_special_tokens=False)["input_ids"][: config.span_corruption_tokens] for r in rows]
 
 
-def collate(pairs: list[tuple[list[int], list[int]]], pad_id: int = 0) -> dict[str, torch.Tensor]:
-    """Pad a list of (source, target) id lists into T5 inputs; padded label positions are -100 (ignored)."""
-    input_ids, attention_mask = objectives.pad_batch([s for s, _ in pairs], pad_id)  # (B, S)
-    labels, _ = objectives.pad_batch([t for _, t in pairs], pad_id, label=True)  # (B, T)
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
-
-
 class MixedBatches:
     """index -> batch: summary pairs, span corruption and reconstruction, shuffled per pass, grouped by length.
 
@@ -234,7 +227,7 @@ class MixedBatches:
             else:
                 corrupted, _ = objectives.span_corrupt(self.windows[i], self.vocab, generator=gen)
                 examples.append((corrupted, list(self.windows[i]) + [self.vocab.eos_id]))
-        return collate(examples, self.vocab.pad_id)
+        return objectives.seq2seq_collate(examples, self.vocab.pad_id)
 
 
 # --- model ----------------------------------------------------------------------
@@ -376,4 +369,4 @@ def t5_fallback(name: str, task: str | None, want_model: bool = True):
 
 
 __all__ = ["StandinConfig", "StandinCard", "SMOKE_CONFIG", "FULL_CONFIG", "SHIPPED_DIR", "build", "load", "save",
-           "train_tokenizer", "training_pairs", "collate", "MixedBatches", "make_model", "t5_fallback"]
+           "train_tokenizer", "training_pairs", "MixedBatches", "make_model", "t5_fallback"]

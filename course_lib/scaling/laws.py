@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .scaling_tables import (
+from .tables import (
     GPT3_TABLE_D1,
     GPT3_TABLE_D1_SOURCE,
     GPU_PEAK_TFLOPS,
@@ -270,14 +270,10 @@ def fit_power_law(x, y) -> tuple[float, float]:
     p, logk = np.polyfit(lx, ly, 1)
     return float(np.exp(logk)), float(p)
 
-
-from .scaling_fit import fit_scaling_law, huber_objective  # noqa: E402  (re-exported public name)
-
 __all__ = [
     "PF_DAY_FLOPS", "TOKENS_PER_PARAM", "training_flops", "pf_days", "gpt3_compute_table", "peak_flops",
     "gpu_source", "gpus_per_petaflop", "gpu_hours", "training_days", "gpus_for_deadline", "training_cost",
     "KAPLAN", "kaplan_loss_params", "kaplan_loss_tokens", "kaplan_loss_compute", "kaplan_optimal",
     "ChinchillaFit", "FITS", "get_fit", "chinchilla_loss", "chinchilla_optimal", "chinchilla_params_for_tokens",
-    "rule_of_thumb_tokens", "large_models_table", "isoflop_minimum", "fit_power_law", "fit_scaling_law",
-    "huber_objective",
+    "rule_of_thumb_tokens", "large_models_table", "isoflop_minimum", "fit_power_law",
 ]

@@ -16,6 +16,8 @@ import itertools
 import numpy as np
 from scipy.optimize import minimize
 
+from .laws import ChinchillaFit
+
 # Hoffmann et al.'s grid of initialisations (App. D.2): 5 x 5 x 5 x 6 x 6 = 4,500 starts.
 HOFFMANN_GRID = {
     "alpha": np.arange(0.0, 2.01, 0.5),
@@ -85,7 +87,6 @@ def fit_scaling_law(points, delta: float = 1e-3, grid: dict | None = None, n_sta
     (``None``: from all 4,500, as Hoffmann et al. did; that takes minutes on a laptop
     CPU, where the best 30 take about a second).
     """
-    from .scaling import ChinchillaFit  # here: scaling imports this module
 
     if not (isinstance(delta, (int, float)) and delta > 0):
         raise ValueError(f"delta must be a positive number (got {delta!r}); Hoffmann et al. use 1e-3.")

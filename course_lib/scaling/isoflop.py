@@ -24,11 +24,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from .checks import check_int, check_number
-from .device import configure_threads, get_device, set_seed
-from .model import DecoderOnlyLM, TransformerConfig
-from .scaling import isoflop_minimum
-from .training import TrainConfig, evaluate, train
+from ..checks import check_int, check_number
+from ..device import configure_threads, get_device, set_seed
+from ..model import DecoderOnlyLM, TransformerConfig
+from ..training import TrainConfig, evaluate, train
+from .laws import isoflop_minimum
 
 BYTE_VOCAB = 256
 
