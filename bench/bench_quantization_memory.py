@@ -21,10 +21,10 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from course_lib import hub
 from course_lib import memory as mem
-from course_lib import memory_measure as mm
-from course_lib import quantization_eval as qe
 from course_lib.data import load_dialogsum
 from course_lib.device import set_seed
+from course_lib.memory import measure as mm
+from course_lib.quantization import measure as qe
 
 
 def dialogues(split: str, n: int) -> list[str]:

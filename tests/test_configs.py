@@ -11,9 +11,9 @@ from course_lib.generation import GenerationSettings
 from course_lib.grading.batch import GradingConfig
 from course_lib.grading.execute import Limits
 from course_lib.in_context import InContextConfig
-from course_lib.memory_measure import ZeroDemoConfig
+from course_lib.memory.measure import ZeroDemoConfig
 from course_lib.model import TransformerConfig
-from course_lib.quantization_eval import ByteLMConfig
+from course_lib.quantization.measure import ByteLMConfig
 from course_lib.scaling.isoflop import IsoFLOPConfig
 from course_lib.standins.t5 import StandinConfig
 from course_lib.toy_translation import NumberTaskConfig

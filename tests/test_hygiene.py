@@ -43,3 +43,38 @@ def test_no_notebook_holds_a_control_character():
                 if (ord(ch) < 32 and ch not in "\n\t") or ord(ch) == 127:
                     bad.append(f"{path.name} cell {i}: {ch!r}")
     assert not bad, bad[:10]
+
+
+def _bound_names(target):
+    """Names an assignment target binds (x, (x, y), *x), not those read inside x[i] or x.attr."""
+    import ast
+
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [n for elt in target.elts for n in _bound_names(elt)]
+    if isinstance(target, ast.Starred):
+        return _bound_names(target.value)
+    return []
+
+
+@pytest.mark.parametrize("path", LABS, ids=[p.stem for p in LABS])
+def test_lab_parameters_mean_what_they_say(path):
+    """Every name the parameters cell sets is read later, and no later cell assigns it again (a value passed
+    to papermill must not be overwritten). SMOKE is the runner's own switch and may go unread."""
+    import ast
+    import re
+
+    code = [c for c in json.loads(path.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
+    params = "".join(code[0]["source"])
+    names = {n for node in ast.walk(ast.parse(params)) if isinstance(node, ast.Assign)
+             for target in node.targets for n in _bound_names(target)}
+    rest = ["".join(c["source"]) for c in code[1:]]
+    unread = sorted(n for n in names - {"SMOKE"} if not any(re.search(rf"\b{n}\b", r) for r in rest))
+    assert not unread, f"{path.name}: parameters never read: {unread}"
+    for name in sorted(names):
+        for text in rest:
+            for node in ast.walk(ast.parse(text)) if "%" not in text else []:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AugAssign) else []
+                hit = [n for t in targets for n in _bound_names(t) if n == name]
+                assert not hit, f"{path.name}: a later cell assigns the parameter {name} (line {node.lineno})"

@@ -1,11 +1,11 @@
-"""course_lib.memory and memory_measure against published figures, Hugging Face models and torch."""
+"""course_lib.memory (estimate and measure) against published figures, Hugging Face models and torch."""
 
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM
 
 from course_lib import memory as mem
-from course_lib import memory_measure as mm
+from course_lib.memory import measure as mm
 
 GB, GiB = 1e9, 2**30
 

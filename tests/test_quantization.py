@@ -245,11 +245,11 @@ def test_quantize_linear_weights_rejects_models_without_linear():
         qz.quantize_linear_weights(nn.Sequential(nn.ReLU()))
 
 
-# --- quantization_eval ------------------------------------------------------------------
+# --- quantization.measure: size, outputs, perplexity -------------------------------
 
 
 def test_perplexity_equals_exp_of_hugging_face_loss():
-    from course_lib import quantization_eval as qe
+    from course_lib.quantization import measure as qe
 
     cfg = qe.ByteLMConfig(n_layers=1, d_model=32, n_heads=2, seq_len=16)
     model = qe.make_byte_decoder(cfg).eval()
@@ -261,7 +261,7 @@ def test_perplexity_equals_exp_of_hugging_face_loss():
 
 
 def test_compare_outputs_and_outlier_report_on_a_small_model():
-    from course_lib import quantization_eval as qe
+    from course_lib.quantization import measure as qe
 
     model = _mlp()
     x = torch.randn(32, 64)
@@ -278,7 +278,7 @@ def test_compare_outputs_and_outlier_report_on_a_small_model():
 
 
 def test_fake_quantize_equals_torch_fake_quantize_per_channel_and_passes_gradients_straight():
-    from course_lib import quantization_eval as qe
+    from course_lib.quantization import measure as qe
 
     w = torch.randn(16, 32, generator=torch.Generator().manual_seed(0), dtype=torch.float32)
     for bits in (8, 4):
@@ -297,7 +297,7 @@ def test_fake_quantize_equals_torch_fake_quantize_per_channel_and_passes_gradien
 def test_qat_forward_is_the_quantized_model_and_ptq_rounds_in_place():
     import copy
 
-    from course_lib import quantization_eval as qe
+    from course_lib.quantization import measure as qe
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
@@ -315,7 +315,7 @@ def test_qat_forward_is_the_quantized_model_and_ptq_rounds_in_place():
 
 
 def test_remove_fake_quant_keeps_the_quantized_forward():
-    from course_lib import quantization_eval as qe
+    from course_lib.quantization import measure as qe
 
     torch.manual_seed(1)
     net = qe.add_fake_quant(torch.nn.Sequential(torch.nn.Linear(6, 6), torch.nn.Linear(6, 3)), 3)

@@ -23,7 +23,7 @@ import torch
 from .. import evaluation, generation, prompting
 from ..checks import check_int, check_number
 from ..device import set_seed
-from ..memory_measure import measure_training_state, storage_bytes
+from ..memory.measure import measure_training_state, storage_bytes
 from ..training import TrainConfig, train
 from . import instructions
 from .lora import add_lora, count_trainable, set_lora_enabled

@@ -248,13 +248,19 @@ def large_models_table(fit: str | ChinchillaFit = "epoch"):
 # ---------------------------------------------------------------------------
 # IsoFLOP analysis (Hoffmann et al. Approach 2)
 # ---------------------------------------------------------------------------
-def isoflop_minimum(n_params, losses) -> tuple[float, float]:
-    """Fit loss = p(log N) with a parabola through one IsoFLOP profile; return (N at its vertex, loss there)."""
+def isoflop_parabola(n_params, losses) -> tuple[float, float, float]:
+    """Least-squares parabola loss = c2 (ln N)^2 + c1 ln N + c0 through one IsoFLOP profile: (c2, c1, c0)."""
     n = np.atleast_1d(_positive("n_params", n_params))
     y = np.asarray(losses, dtype=float)
     if n.shape != y.shape or n.size < 3:
         raise ValueError(f"Need at least 3 (n_params, loss) pairs of equal length (got {n.size} and {y.size}).")
     c2, c1, c0 = np.polyfit(np.log(n), y, 2)
+    return float(c2), float(c1), float(c0)
+
+
+def isoflop_minimum(n_params, losses) -> tuple[float, float]:
+    """Fit loss = p(log N) with a parabola through one IsoFLOP profile; return (N at its vertex, loss there)."""
+    c2, c1, c0 = isoflop_parabola(n_params, losses)
     if c2 <= 0:
         raise ValueError("This IsoFLOP profile is not U-shaped (the parabola opens downward); "
                          "add sizes on both sides of the best one.")
@@ -275,5 +281,5 @@ __all__ = [
     "gpu_source", "gpus_per_petaflop", "gpu_hours", "training_days", "gpus_for_deadline", "training_cost",
     "KAPLAN", "kaplan_loss_params", "kaplan_loss_tokens", "kaplan_loss_compute", "kaplan_optimal",
     "ChinchillaFit", "FITS", "get_fit", "chinchilla_loss", "chinchilla_optimal", "chinchilla_params_for_tokens",
-    "rule_of_thumb_tokens", "large_models_table", "isoflop_minimum", "fit_power_law",
+    "rule_of_thumb_tokens", "large_models_table", "isoflop_parabola", "isoflop_minimum", "fit_power_law",
 ]

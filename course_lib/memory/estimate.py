@@ -7,7 +7,7 @@ Sources (figures in ../shared/REFERENCE_NUMBERS.md):
 - Korthikanti et al. 2022 (arXiv 2205.05198): activation bytes per layer sbh(34 + 5as/h).
 - DeepSpeed's ``estimate_zero2/3_model_states_mem_needs`` (deepspeed 0.19.6).
 
-Measurement on a live model is in ``course_lib.memory_measure``.
+Measurement on a live model is in ``course_lib.memory.measure``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Measure the memory a model really holds, to check the predictions in ``course_lib.memory``.
+"""Measure the memory a model really holds, to check the predictions in ``course_lib.memory.estimate``.
 
 On CPU we sum tensor storage exactly (parameters, gradients, AdamW's states, and the
 activations autograd saves for backward); on CUDA we also read the allocator's peak.
@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .atomic import atomic_write_text
-from .checks import check_int, check_number
+from ..atomic import atomic_write_text
+from ..checks import check_int, check_number
 
 
 def storage_bytes(tensors) -> int:

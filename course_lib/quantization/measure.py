@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .checks import check_int, check_number
-from .device import set_seed
-from .quantization import quantize_linear_weights, serialized_bytes, torch_dynamic_int8
-from .training import TrainConfig, train
+from ..checks import check_int, check_number
+from ..device import set_seed
+from ..training import TrainConfig, train
+from .int8 import quantize_linear_weights, serialized_bytes, torch_dynamic_int8
 
 
 def int8_variants(model: nn.Module) -> dict[str, nn.Module]:
