@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import regex
+import torch
 
 from .atomic import atomic_write
 
@@ -46,6 +47,14 @@ codecs.register_error("course_bpe_replace", _surrogate_or_replace)
 def to_bytes(text: str) -> bytes:
     """UTF-8 bytes of ``text``; lone surrogates (legal in a Python str) are kept, not rejected."""
     return text.encode("utf-8", errors="surrogatepass")
+
+
+def utf8_stream(texts, separator: str = "\n") -> torch.Tensor:
+    """Texts joined by ``separator`` as one stream of UTF-8 byte ids (a long tensor of values 0..255)."""
+    texts = list(texts)
+    if not texts:
+        raise ValueError("No text given; pass a non-empty list of strings.")
+    return torch.frombuffer(bytearray(separator.join(texts).encode("utf-8")), dtype=torch.uint8).long()
 
 
 def from_bytes(data: bytes) -> str:
@@ -74,6 +83,21 @@ def split_on_specials(text: str, special_tokens: Iterable[str]) -> list[tuple[st
 def pretokenize(text: str) -> list[str]:
     """GPT-2 pre-tokens of ``text`` (which must contain no special tokens)."""
     return _PRETOKEN_RE.findall(text)
+
+
+def merge_symbols(symbols, pair, new_symbol) -> list:
+    """``symbols`` with every non-overlapping ``pair``, left to right, replaced by ``new_symbol``: the one merge
+    step that BPE training, encoding and ``apply_merge`` share."""
+    first, second = pair
+    merged, i, n = [], 0, len(symbols)
+    while i < n:
+        if i + 1 < n and symbols[i] == first and symbols[i + 1] == second:
+            merged.append(new_symbol)
+            i += 2
+        else:
+            merged.append(symbols[i])
+            i += 1
+    return merged
 
 
 def _reverse_key(pair_bytes: tuple[bytes, bytes]) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -132,16 +156,7 @@ class BPETokenizer:
             best = min(zip(ids, ids[1:]), key=lambda p: ranks.get(p, 1 << 60))
             if best not in ranks:
                 break
-            new_id = self.merge_result[best]
-            merged, i = [], 0
-            while i < len(ids):
-                if i + 1 < len(ids) and ids[i] == best[0] and ids[i + 1] == best[1]:
-                    merged.append(new_id)
-                    i += 2
-                else:
-                    merged.append(ids[i])
-                    i += 1
-            ids = merged
+            ids = merge_symbols(ids, best, self.merge_result[best])
         result = tuple(ids)
         if len(self._cache) < 200_000:  # bound the memory a long, varied stream can take
             self._cache[pretoken] = result
@@ -354,16 +369,8 @@ def train_bpe_from_counts(
             ids, f = words[w], freqs[w]
             if len(ids) < 2:
                 continue
-            merged, i, changed = [], 0, False
-            while i < len(ids):
-                if i + 1 < len(ids) and ids[i] == a and ids[i + 1] == b:
-                    merged.append(new_id)
-                    i += 2
-                    changed = True
-                else:
-                    merged.append(ids[i])
-                    i += 1
-            if not changed:
+            merged = merge_symbols(ids, pair, new_id)
+            if len(merged) == len(ids):
                 continue
             for p in zip(ids, ids[1:]):
                 pair_counts[p] -= f
@@ -397,14 +404,6 @@ def apply_merge(words: dict[tuple, int], pair: tuple, new_symbol) -> dict[tuple,
     """The word table after replacing every non-overlapping ``pair`` (left to right) by ``new_symbol``."""
     out: dict[tuple, int] = {}
     for symbols, freq in words.items():
-        merged, i = [], 0
-        while i < len(symbols):
-            if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == tuple(pair):
-                merged.append(new_symbol)
-                i += 2
-            else:
-                merged.append(symbols[i])
-                i += 1
-        key = tuple(merged)
+        key = tuple(merge_symbols(symbols, pair, new_symbol))
         out[key] = out.get(key, 0) + freq
     return out

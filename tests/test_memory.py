@@ -151,7 +151,8 @@ def test_zero_redundancy_optimizer_halves_adam_state_and_matches_single_process_
     model = mm.zero_demo_model(cfg)
     before = torch.cat([p.detach().reshape(-1).clone() for p in model.parameters()])
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
-    model(torch.cat([mm.zero_demo_batch(cfg, r) for r in range(cfg.world_size)])).backward()
+    batch = torch.cat([mm.zero_demo_batch(cfg, r) for r in range(cfg.world_size)])
+    model(batch, labels=batch)[1].backward()
     opt.step()
     ref = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
     assert (ref - before).abs().max() > 5e-4  # the step moved the weights by about lr

@@ -19,6 +19,7 @@ from torch import nn
 
 from ..atomic import atomic_write_text
 from ..checks import check_int, check_number
+from ..model import DecoderOnlyLM, TransformerConfig
 
 
 def storage_bytes(tensors) -> int:
@@ -149,28 +150,11 @@ class ZeroDemoConfig:
             raise ValueError(f"ZeroDemoConfig: d_model={self.d_model} must be divisible by n_heads={self.n_heads}.")
 
 
-class TinyCausalLM(nn.Module):
-    """Embedding -> causal Transformer layers -> vocabulary logits (torch modules only)."""
-
-    def __init__(self, cfg: ZeroDemoConfig):
-        super().__init__()
-        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.pos = nn.Parameter(torch.zeros(cfg.seq_len, cfg.d_model))
-        layer = nn.TransformerEncoderLayer(cfg.d_model, cfg.n_heads, 4 * cfg.d_model, dropout=0.0, batch_first=True)
-        self.blocks = nn.TransformerEncoder(layer, cfg.n_layers, enable_nested_tensor=False)
-        self.head = nn.Linear(cfg.d_model, cfg.vocab_size)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        T = ids.shape[1]
-        mask = nn.Transformer.generate_square_subsequent_mask(T)
-        x = self.embed(ids) + self.pos[:T]  # (B, T, d)
-        logits = self.head(self.blocks(x, mask=mask, is_causal=True))  # (B, T, V)
-        return nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
-
-
-def zero_demo_model(cfg: ZeroDemoConfig) -> TinyCausalLM:
+def zero_demo_model(cfg: ZeroDemoConfig) -> DecoderOnlyLM:
+    """The course's own decoder (``course_lib.model``) at the demo's size, seeded so every rank starts equal."""
     torch.manual_seed(cfg.seed)
-    return TinyCausalLM(cfg)
+    return DecoderOnlyLM(TransformerConfig(vocab_size=cfg.vocab_size, d_model=cfg.d_model, n_head=cfg.n_heads,
+                                           n_layer=cfg.n_layers, max_seq_len=cfg.seq_len, eos_token_id=None))
 
 
 def zero_demo_batch(cfg: ZeroDemoConfig, rank: int) -> torch.Tensor:
@@ -190,7 +174,8 @@ def _zero_worker(rank: int, cfg: ZeroDemoConfig, init_file: str, out_dir: str) -
         model = zero_demo_model(cfg)
         ddp = DDP(model)
         optimizer = ZeroRedundancyOptimizer(model.parameters(), optimizer_class=torch.optim.AdamW, lr=cfg.lr)
-        loss = ddp(zero_demo_batch(cfg, rank))
+        batch = zero_demo_batch(cfg, rank)
+        _, loss = ddp(batch, labels=batch)
         loss.backward()  # DDP averages gradients over ranks
         optimizer.step()  # each rank updates its shard, then broadcasts it
         local = optimizer.optim  # the AdamW that holds only this rank's parameters

@@ -17,6 +17,7 @@ from torch import nn
 
 from ..checks import check_int, check_number
 from ..device import set_seed
+from ..tokenization import utf8_stream
 from ..training import TrainConfig, train
 from .int8 import quantize_linear_weights, serialized_bytes, torch_dynamic_int8
 
@@ -83,9 +84,7 @@ class ByteLMConfig:
 
 def text_to_bytes(texts: list[str]) -> torch.Tensor:
     """All texts as one stream of UTF-8 byte ids (0..255), separated by newlines."""
-    if not texts:
-        raise ValueError("No text given; pass a non-empty list of strings.")
-    return torch.tensor(list("\n".join(texts).encode("utf-8")), dtype=torch.long)
+    return utf8_stream(texts, "\n")
 
 
 def make_byte_decoder(cfg: ByteLMConfig) -> nn.Module:

@@ -27,6 +27,7 @@ import torch
 from ..checks import check_int, check_number
 from ..device import configure_threads, get_device, set_seed
 from ..model import DecoderOnlyLM, TransformerConfig
+from ..tokenization import utf8_stream
 from ..training import TrainConfig, evaluate, train
 from .laws import isoflop_minimum
 
@@ -82,8 +83,7 @@ SMOKE_CONFIG = IsoFLOPConfig(budgets=(2e8, 6e8), shapes=((1, 8), (1, 16), (2, 16
 def dialogsum_bytes(rows, seed: int = 0) -> torch.Tensor:
     """One long stream of UTF-8 bytes from DialogSum rows (dialogue, then its summary), in a seeded order."""
     order = np.random.default_rng(seed).permutation(len(rows))
-    text = "".join(f"{rows[int(i)]['dialogue']}\nSummary: {rows[int(i)]['summary']}\n\n" for i in order)
-    return torch.frombuffer(bytearray(text.encode("utf-8")), dtype=torch.uint8).long()
+    return utf8_stream([f"{rows[int(i)]['dialogue']}\nSummary: {rows[int(i)]['summary']}\n\n" for i in order], "")
 
 
 def build_decoder(n_layer: int, d_model: int, cfg: IsoFLOPConfig) -> DecoderOnlyLM:
