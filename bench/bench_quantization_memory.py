@@ -23,6 +23,7 @@ from course_lib import hub
 from course_lib import memory as mem
 from course_lib.data import load_dialogsum
 from course_lib.device import set_seed
+from course_lib.evaluation import stream_perplexity
 from course_lib.memory import measure as mm
 from course_lib.quantization import measure as qe
 
@@ -93,7 +94,7 @@ def int8_perplexity(steps: int) -> tuple[list[dict], dict]:
             "train_s": time.perf_counter() - start}
     rows = []
     for name, variant in qe.int8_variants(model).items():
-        rows.append({"variant": name, "perplexity": qe.perplexity(variant, val, cfg.seq_len, max_windows=200)})
+        rows.append({"variant": name, "perplexity": stream_perplexity(variant, val, cfg.seq_len, max_windows=200)})
     for r in rows:
         r["change vs fp32"] = r["perplexity"] / rows[0]["perplexity"] - 1
     return rows, info

@@ -87,6 +87,21 @@ class AttentionCache:
         return 0 if self.k is None else self.k.shape[-2]
 
 
+class KVCache:
+    """One AttentionCache per attention module of a decoder: keys/values of the tokens so far."""
+
+    def __init__(self, n_layer: int, cross_attention: bool = False):
+        self.self_attn = [AttentionCache() for _ in range(n_layer)]
+        self.cross_attn = [AttentionCache() for _ in range(n_layer)] if cross_attention else [None] * n_layer
+
+    def layer(self, i: int):
+        return self.self_attn[i], self.cross_attn[i]
+
+    @property
+    def length(self) -> int:
+        return len(self.self_attn[0]) if self.self_attn else 0
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head attention with nn.Linear projections (weight (out, in), so y = x W^T + b).
 

@@ -102,23 +102,18 @@ def grad_scaler(precision: Precision) -> torch.amp.GradScaler:
     return torch.amp.GradScaler(precision.device_type, enabled=precision.use_scaler)
 
 
-def set_seed(seed: int = 0, deterministic: bool = False) -> None:
+def set_seed(seed: int = 0) -> None:
     """Seed python, numpy and torch (all devices)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def smoke_mode(default: bool | None = None) -> bool:
+def smoke_mode() -> bool:
     """True when COURSE_SMOKE=1 (CI): labs shrink to tiny sizes."""
-    value = os.environ.get("COURSE_SMOKE")
-    if value is None:
-        return bool(default)
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    return os.environ.get("COURSE_SMOKE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 _THREADS: int | None = None

@@ -222,13 +222,23 @@ def token_nll(model, tokenizer, texts: Sequence[str], sources: Sequence[str] | N
             labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)  # (B, T)
             logits = model(**src, labels=labels).logits  # (B, T, V)
             targets = labels
+            nll = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100,
+                                                    reduction="sum")
+            batch_total, batch_count = float(nll), int((targets != -100).sum())
         else:
-            logits = model(**enc).logits[:, :-1]  # (B, T-1, V): position t predicts token t+1
-            targets = enc["input_ids"][:, 1:].masked_fill(enc["attention_mask"][:, 1:] == 0, -100)
-        nll = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100, reduction="sum")
-        total += float(nll)
-        count += int((targets != -100).sum())
+            batch_total, batch_count = causal_nll(model, enc["input_ids"], enc["attention_mask"])
+        total += batch_total
+        count += batch_count
     return total, count
+
+
+def causal_nll(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> tuple[float, int]:
+    """Summed next-token negative log-likelihood (nats) of a causal LM over (B, T) ids, and the tokens scored
+    (every token after the first that is not padding)."""
+    logits = generation.logits_of(model(input_ids=input_ids, attention_mask=attention_mask))[:, :-1]  # (B, T-1, V): t predicts t+1
+    targets = input_ids[:, 1:] if attention_mask is None else input_ids[:, 1:].masked_fill(attention_mask[:, 1:] == 0, -100)
+    nll = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100, reduction="sum")
+    return float(nll), int((targets != -100).sum())
 
 
 def perplexity(model, tokenizer, texts: Sequence[str], sources: Sequence[str] | None = None, **kwargs) -> float:
@@ -238,6 +248,25 @@ def perplexity(model, tokenizer, texts: Sequence[str], sources: Sequence[str] | 
     total, count = token_nll(model, tokenizer, texts, sources, **kwargs)
     if count == 0:
         raise ValueError("No tokens to score: the texts are empty after tokenization.")
+    return math.exp(total / count)
+
+
+@torch.no_grad()
+def stream_perplexity(model, stream: torch.Tensor, seq_len: int = 128, max_windows: int | None = None,
+                      batch_size: int = 32) -> float:
+    """Perplexity of a causal LM over one long id stream (e.g. UTF-8 bytes), cut into non-overlapping windows of
+    ``seq_len`` ids (at most ``max_windows``); each window's first id is context only."""
+    n_windows = (stream.numel() - 1) // seq_len
+    if n_windows < 1:
+        raise ValueError(f"The evaluation stream needs more than {seq_len} ids, got {stream.numel()}.")
+    if max_windows:
+        n_windows = min(n_windows, max_windows)
+    device = next(model.parameters()).device
+    windows = stream[: n_windows * seq_len].reshape(n_windows, seq_len)  # (N, T)
+    total, count = 0.0, 0
+    for batch in windows.split(batch_size):
+        batch_total, batch_count = causal_nll(model, batch.to(device))
+        total, count = total + batch_total, count + batch_count
     return math.exp(total / count)
 
 

@@ -164,7 +164,7 @@ def next_token(logits: torch.Tensor, settings: GenerationSettings, generator: to
 # --- the decoding loop -------------------------------------------------------------
 
 
-def _logits_of(output) -> torch.Tensor:
+def logits_of(output) -> torch.Tensor:
     """Logits from an HF ModelOutput, a course_lib ``(logits, loss)`` tuple, or a bare tensor."""
     if hasattr(output, "logits"):
         return output.logits
@@ -183,13 +183,15 @@ def _special_ids(model, eos_token_id, pad_token_id):
 @torch.no_grad()
 def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
            settings: GenerationSettings = GenerationSettings(), generator: torch.Generator | None = None,
-           eos_token_id: int | None = None, pad_token_id: int | None = None) -> torch.Tensor:
+           eos_token_id: int | None = None, pad_token_id: int | None = None, use_cache: bool = True) -> torch.Tensor:
     """Generate up to ``settings.max_new_tokens`` tokens for each row of ``input_ids`` (B, S) -> new ids (B, N).
 
-    Works with Hugging Face encoder-decoder models (encoder run once, decoder with a key/value
-    cache), and with any model returning next-token logits for a whole sequence (HF causal LMs,
-    course_lib models): those are re-run on the growing sequence. Finished rows are padded, as in
-    ``model.generate``; with the same seed, sampling draws the same tokens as ``model.generate``.
+    The one decoding loop of course_lib (the course models' ``generate`` calls it). Encoder-decoders, Hugging
+    Face's and the course's, run the encoder once and the decoder with a key/value cache; a course decoder-only
+    model uses its cache too while prompt + new tokens fit in ``max_seq_len`` (otherwise, and for any other
+    model returning next-token logits, the growing sequence is re-run, the last ``max_seq_len`` tokens of it
+    for a course model). ``use_cache=False`` re-runs every step (same tokens, slower: a check of the cache).
+    Finished rows are padded, as in ``model.generate``; with the same seed, sampling draws the same tokens.
     """
     settings.validate()
     configure_threads()
@@ -202,7 +204,10 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None =
     cfg = getattr(model, "config", None)
     hf_seq2seq = bool(getattr(cfg, "is_encoder_decoder", False))
     course_seq2seq = getattr(model, "family", None) == "encoder-decoder"
+    course_cached = (getattr(model, "family", None) == "decoder-only" and use_cache
+                     and input_ids.size(1) + settings.max_new_tokens <= cfg.max_seq_len)
     B = input_ids.size(0)
+    cache = None
 
     if hf_seq2seq:
         # transformers 5 renamed the key/value cache argument from past_key_values to cache.
@@ -210,6 +215,8 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None =
         encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
         seq = torch.full((B, 1), cfg.decoder_start_token_id, dtype=torch.long, device=device)  # (B, 1)
     elif course_seq2seq:
+        memory, _ = model.encoder(input_ids, attention_mask)  # (B, S, d_model), read once
+        cache = model.new_cache() if use_cache else None
         seq = torch.full((B, 1), cfg.bos_token_id, dtype=torch.long, device=device)
     else:
         seq = input_ids
@@ -217,13 +224,20 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None =
     start = seq.size(1)
     past = None
     finished = torch.zeros(B, dtype=torch.bool, device=device)
+    if course_cached:
+        cache, mask = model.new_cache(), attention_mask
+        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)  # left padding: each row's first real token at 0
     for _ in range(settings.max_new_tokens):
         if hf_seq2seq:
             out = model(encoder_outputs=encoder_outputs, attention_mask=attention_mask, **{cache_arg: past},
                         decoder_input_ids=seq[:, -1:] if past is not None else seq, use_cache=True)
             past = getattr(out, cache_arg)  # keys and values of every earlier decoder position
         elif course_seq2seq:
-            out = model(input_ids, attention_mask, decoder_input_ids=seq)
+            out = model(None, attention_mask, decoder_input_ids=seq[:, -1:] if cache is not None else seq,
+                        encoder_output=memory, cache=cache)
+        elif course_cached:
+            fresh = seq[:, -1:] if cache.length else seq  # the whole prompt first, then one token a step
+            out = model(fresh, attention_mask=mask, cache=cache, position_ids=positions[:, -fresh.size(1):])
         else:
             mask = torch.cat([attention_mask, torch.ones_like(seq[:, prompt_len:])], dim=1)  # (B, T)
             max_len = getattr(cfg, "max_seq_len", None)
@@ -234,10 +248,13 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None =
             # Left padding: a row's first real token is at position 0, as it would be alone (model.generate does the same).
             positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
             out = model(seq_in, attention_mask=mask, position_ids=positions)
-        logits = _logits_of(out)[:, -1, :]  # (B, V)
+        logits = logits_of(out)[:, -1, :]  # (B, V)
         token = next_token(logits, settings, generator)  # (B,)
         token = torch.where(finished, torch.full_like(token, pad), token)
         seq = torch.cat([seq, token[:, None]], dim=1)
+        if course_cached:
+            mask = torch.cat([mask, torch.ones_like(token[:, None])], dim=1)
+            positions = torch.cat([positions, positions[:, -1:] + 1], dim=1)
         if settings.stop_at_eos and eos is not None:
             finished |= token == eos
             if bool(finished.all()):

@@ -19,9 +19,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .attention import AttentionCache, MultiHeadAttention, padding_mask, positional_encoding
+from .attention import KVCache, MultiHeadAttention, padding_mask, positional_encoding
 from .checks import check_int, check_number
-from .generation import GenerationSettings, next_token
+from .generation import GenerationSettings, decode
 
 # ----------------------------------------------------------------------------- components
 
@@ -162,21 +162,6 @@ class Decoder(nn.Module):
         for i, layer in enumerate(self.layers):
             x, _ = layer(x, mask=mask, memory=memory, memory_mask=mem_mask, cache=cache.layer(i) if cache is not None else None)
         return self.norm(x) if self.norm is not None else x
-
-
-class KVCache:
-    """One AttentionCache per attention module of a decoder: keys/values of the tokens so far."""
-
-    def __init__(self, n_layer: int, cross_attention: bool = False):
-        self.self_attn = [AttentionCache() for _ in range(n_layer)]
-        self.cross_attn = [AttentionCache() for _ in range(n_layer)] if cross_attention else [None] * n_layer
-
-    def layer(self, i: int):
-        return self.self_attn[i], self.cross_attn[i]
-
-    @property
-    def length(self) -> int:
-        return len(self.self_attn[0]) if self.self_attn else 0
 
 
 # ----------------------------------------------------------------------------- config
@@ -345,26 +330,11 @@ class DecoderOnlyLM(_Model):
         if input_ids.shape[1] + max_new_tokens > self.config.max_seq_len:
             raise ValueError(f"prompt ({input_ids.shape[1]}) + max_new_tokens ({max_new_tokens}) exceeds "
                              f"max_seq_len={self.config.max_seq_len}.")
-        was_training = self.training
-        self.eval()
-        mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
-        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)  # left padding shifts positions
-        cache = KVCache(self.config.n_layer) if use_cache else None
-        ids, new = input_ids, input_ids
-        step = _Stepper(input_ids.shape[0], self.config, input_ids.device, sampling)
-        for _ in range(max_new_tokens):
-            if use_cache:
-                logits, _ = self(new, attention_mask=mask, cache=cache, position_ids=positions[:, -new.shape[1]:])
-            else:
-                logits, _ = self(ids, attention_mask=mask, position_ids=positions)
-            new = step(logits[:, -1])[:, None]  # (B, 1)
-            ids = torch.cat([ids, new], dim=1)
-            mask = torch.cat([mask, torch.ones_like(new)], dim=1)
-            positions = torch.cat([positions, positions[:, -1:] + 1], dim=1)
-            if step.all_done:
-                break
-        self.train(was_training)
-        return ids
+        return torch.cat([input_ids, _decode(self, input_ids, max_new_tokens, attention_mask, use_cache, sampling)], dim=1)
+
+    def new_cache(self) -> KVCache:
+        """An empty key/value cache for ``course_lib.generation.decode``."""
+        return KVCache(self.config.n_layer)
 
 
 class EncoderDecoder(_Model):
@@ -409,20 +379,12 @@ class EncoderDecoder(_Model):
         _check_generate_args(input_ids, max_new_tokens, self.config)
         if 1 + max_new_tokens > self.config.max_seq_len:
             raise ValueError(f"max_new_tokens={max_new_tokens} exceeds the decoder's max_seq_len={self.config.max_seq_len} - 1.")
-        was_training = self.training
-        self.eval()
-        memory, _ = self.encoder(input_ids, attention_mask)
-        ids = torch.full((input_ids.shape[0], 1), self.config.bos_token_id, device=input_ids.device)
-        cache = KVCache(self.config.n_decoder_layer, cross_attention=True) if use_cache else None
-        step = _Stepper(input_ids.shape[0], self.config, input_ids.device, sampling)
-        for _ in range(max_new_tokens):
-            dec_in = ids[:, -1:] if use_cache else ids
-            logits, _ = self(None, attention_mask, decoder_input_ids=dec_in, encoder_output=memory, cache=cache)
-            ids = torch.cat([ids, step(logits[:, -1])[:, None]], dim=1)
-            if step.all_done:
-                break
-        self.train(was_training)
-        return ids
+        start = torch.full((input_ids.shape[0], 1), self.config.bos_token_id, device=input_ids.device)
+        return torch.cat([start, _decode(self, input_ids, max_new_tokens, attention_mask, use_cache, sampling)], dim=1)
+
+    def new_cache(self) -> KVCache:
+        """An empty key/value cache (self- and cross-attention) for ``course_lib.generation.decode``."""
+        return KVCache(self.config.n_decoder_layer, cross_attention=True)
 
     @torch.no_grad()
     def cross_attention_maps(self, input_ids, decoder_input_ids, attention_mask=None) -> list[torch.Tensor]:
@@ -439,29 +401,22 @@ class EncoderDecoder(_Model):
 # ----------------------------------------------------------------------------- decoding
 
 
-class _Stepper:
-    """Picks each step's tokens and tracks which sequences have emitted eos."""
-
-    def __init__(self, batch: int, config: TransformerConfig, device, sampling: dict):
-        allowed = {"do_sample", "temperature", "top_k", "top_p", "generator", "eos_token_id"}
-        unknown = set(sampling) - allowed
-        if unknown:
-            raise TypeError(f"generate() got unknown arguments {sorted(unknown)}; allowed: {sorted(allowed)}.")
-        self.eos = sampling.pop("eos_token_id", config.eos_token_id)
-        self.generator = sampling.pop("generator", None)
-        self.settings = GenerationSettings(**sampling).validate()  # temperature, top-k, top-p as in course_lib.generation
-        self.pad = config.pad_token_id
-        self.done = torch.zeros(batch, dtype=torch.bool, device=device)
-
-    def __call__(self, logits):
-        nxt = next_token(logits, self.settings, self.generator).masked_fill(self.done, self.pad)  # finished: pad
-        if self.eos is not None:
-            self.done |= nxt == self.eos
-        return nxt
-
-    @property
-    def all_done(self) -> bool:
-        return bool(self.done.all())
+def _decode(model, input_ids, max_new_tokens: int, attention_mask, use_cache: bool, sampling: dict) -> torch.Tensor:
+    """``generate``'s keyword arguments -> ``course_lib.generation.decode`` (the one decoding loop): new ids (B, N)."""
+    allowed = {"do_sample", "temperature", "top_k", "top_p", "generator", "eos_token_id"}
+    unknown = set(sampling) - allowed
+    if unknown:
+        raise TypeError(f"generate() got unknown arguments {sorted(unknown)}; allowed: {sorted(allowed)}.")
+    eos = sampling.pop("eos_token_id", model.config.eos_token_id)
+    generator = sampling.pop("generator", None)
+    settings = GenerationSettings(max_new_tokens=max_new_tokens, stop_at_eos=eos is not None, **sampling)
+    was_training = model.training
+    model.eval()
+    try:
+        return decode(model, input_ids, attention_mask, settings, generator, eos_token_id=eos,
+                      pad_token_id=model.config.pad_token_id, use_cache=use_cache)
+    finally:
+        model.train(was_training)
 
 
 def _check_generate_args(input_ids, max_new_tokens, config):

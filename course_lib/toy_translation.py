@@ -9,9 +9,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-import torch
-
 from .checks import check_int
+from .objectives import seq2seq_collate
 
 ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
         "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
@@ -83,12 +82,7 @@ def number_pairs(cfg: NumberTaskConfig) -> dict:
 
 def collate(pairs, vocab: WordVocab) -> dict:
     """Pairs -> the keyword arguments of ``EncoderDecoder.forward``: right-padded, pads in labels set to -100."""
-    src = [vocab.encode(s) for s, _ in pairs]
-    tgt = [vocab.encode(t) for _, t in pairs]
-    S, T = max(map(len, src)), max(map(len, tgt))
-    input_ids = torch.tensor([s + [vocab.pad_id] * (S - len(s)) for s in src])
-    labels = torch.tensor([t + [-100] * (T - len(t)) for t in tgt])
-    return {"input_ids": input_ids, "attention_mask": (input_ids != vocab.pad_id).long(), "labels": labels}
+    return seq2seq_collate([(vocab.encode(s), vocab.encode(t)) for s, t in pairs], vocab.pad_id)
 
 
 def batches(pairs, vocab: WordVocab, batch_size: int, seed: int = 0) -> list[dict]:

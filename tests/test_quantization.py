@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from course_lib import quantization as qz
+from course_lib.evaluation import stream_perplexity
 
 FLOAT_NAMES = list(qz.FORMATS)
 pytestmark = pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor:UserWarning")
@@ -257,7 +258,7 @@ def test_perplexity_equals_exp_of_hugging_face_loss():
     window = stream[:16].unsqueeze(0)
     with torch.no_grad():
         ref = math.exp(model(input_ids=window, labels=window).loss.item())
-    assert qe.perplexity(model, stream[:17], seq_len=16) == pytest.approx(ref, rel=1e-5)
+    assert stream_perplexity(model, stream[:17], seq_len=16) == pytest.approx(ref, rel=1e-5)
 
 
 def test_compare_outputs_and_outlier_report_on_a_small_model():

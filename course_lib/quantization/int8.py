@@ -132,13 +132,12 @@ class Int8Linear(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, int8 weight, per-{'channel' if self.scale.numel() > 1 else 'tensor'} scale"
 
 
-def quantize_linear_weights(model: nn.Module, per_channel: bool = True, skip: tuple[str, ...] = ()) -> nn.Module:
-    """A copy of ``model`` with every nn.Linear (except names containing a ``skip`` string) as Int8Linear."""
+def quantize_linear_weights(model: nn.Module, per_channel: bool = True) -> nn.Module:
+    """A copy of ``model`` with every nn.Linear as Int8Linear."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}.")
     qmodel = copy.deepcopy(model)
-    targets = [(name, m) for name, m in qmodel.named_modules() if isinstance(m, nn.Linear)
-               and not any(s in name for s in skip)]
+    targets = [(name, m) for name, m in qmodel.named_modules() if isinstance(m, nn.Linear)]
     if not targets:
         raise ValueError("The model has no nn.Linear layer to quantize (HF GPT-2 uses Conv1D: convert it or pick another model).")
     for name, linear in targets:

@@ -8,7 +8,6 @@ language model that runs offline: ``train_byte_decoder`` trains a small Pythia-s
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -186,24 +185,6 @@ def post_training_quantize(model: nn.Module, bits: int) -> nn.Module:
         if isinstance(module, nn.Linear):
             module.weight.copy_(fake_quantize(module.weight, bits))
     return model
-
-
-@torch.no_grad()
-def perplexity(model: nn.Module, stream: torch.Tensor, seq_len: int = 128, max_windows: int | None = None) -> float:
-    """exp(mean next-byte negative log-likelihood) over non-overlapping windows of ``stream``."""
-    n_windows = (stream.numel() - 1) // seq_len
-    if n_windows < 1:
-        raise ValueError(f"The evaluation stream needs more than {seq_len} bytes, got {stream.numel()}.")
-    if max_windows:
-        n_windows = min(n_windows, max_windows)
-    windows = stream[: n_windows * seq_len].reshape(n_windows, seq_len)  # (N, T)
-    total, count = 0.0, 0
-    for batch in windows.split(32):
-        logits = model(input_ids=batch).logits.float()  # (B, T, 256)
-        nll = nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 256), batch[:, 1:].reshape(-1), reduction="sum")
-        total += nll.item()
-        count += batch[:, 1:].numel()
-    return math.exp(total / count)
 
 
 @torch.no_grad()
