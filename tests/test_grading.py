@@ -300,3 +300,28 @@ def test_release_warns_when_a_written_answer_cell_holds_its_question():
     answer.source = "**Exercise 3.** Why subtract the maximum?\n\n=== BEGIN MARK SCHEME ===\noverflow\n=== END MARK SCHEME ==="
     assert "written_softmax_shift" in question_in_answer_cells(nb)[0]
     assert _cell(student_version(nb), "written_softmax_shift").source == "YOUR ANSWER HERE"  # why it matters
+
+
+def test_find_jobs_accounts_for_every_file(tmp_path):
+    """Every file in the submission folder is graded or skipped with a reason; one job per student and lab."""
+    import os
+
+    (tmp_path / "labs").mkdir()
+    shutil.copy(FIXTURE, tmp_path / "labs" / f"{LAB}.ipynb")
+    subs = tmp_path / "subs"
+    (subs / "ada" / "nested").mkdir(parents=True)
+    (subs / "bob").mkdir()
+    nbf.write_atomic(_answer(), subs / "ada" / f"{LAB}.IPYNB")  # upper-case suffix: still a notebook
+    nbf.write_atomic(_answer(), subs / "ada" / "nested" / f"{LAB}.ipynb")
+    (subs / "ada" / "notes.txt").write_text("hi")
+    older, newer = subs / "bob" / f"{LAB}.ipynb", subs / "bob" / f"{LAB[:2]}_final.ipynb"
+    nbf.write_atomic(_answer(), older)
+    nbf.write_atomic(_answer(), newer)
+    os.utime(older, (1_000_000, 1_000_000))
+    (subs / "stray.ipynb").write_text("{}")
+    jobs, skipped = find_jobs(subs, tmp_path / "labs")
+    assert sorted((j.student, j.submission.name) for j in jobs) == [("ada", f"{LAB}.IPYNB"), ("bob", newer.name)]
+    text = "\n".join(skipped)
+    assert "ada/nested/: a sub-folder" in text and "ada/notes.txt: not a notebook" in text
+    assert f"bob/{older.name}: another file for {LAB}" in text and "stray.ipynb: not in a student folder" in text
+    assert len(skipped) == 4

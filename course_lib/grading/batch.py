@@ -54,8 +54,18 @@ class Job:
     submission: Path
 
 
+def _lab_for(stem: str, labs: dict[str, Path]) -> Path | None:
+    """The lab a submitted file's stem means: the exact name, else a unique NN prefix ('02', '02_mine')."""
+    if stem in labs:
+        return labs[stem]
+    matches = [p for s, p in labs.items() if s[:2] == stem[:2]] if stem[:2].isdigit() else []
+    return matches[0] if len(matches) == 1 else None
+
+
 def find_jobs(submissions: str | Path, labs_dir: str | Path) -> tuple[list[Job], list[str]]:
-    """Pair each submitted notebook with its lab by file name; return the jobs and what was skipped and why."""
+    """Pair each submitted notebook with its lab by file name; return the jobs and, for every other file or
+    folder in ``submissions``, why it was skipped. One job per student and lab: of two files for the same lab
+    the newest (modification time) is graded and the other is listed as skipped."""
     submissions, labs_dir = Path(submissions), Path(labs_dir)
     if not submissions.is_dir():
         raise FileNotFoundError(f"{submissions} is not a folder. Expected submissions/<student>/<lab>.ipynb.")
@@ -63,20 +73,30 @@ def find_jobs(submissions: str | Path, labs_dir: str | Path) -> tuple[list[Job],
     if not labs:
         raise FileNotFoundError(f"No labs (NN_name.ipynb) in {labs_dir}.")
     jobs, skipped = [], []
-    for student_dir in sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if not _STUDENT_RE.match(student_dir.name):
-            skipped.append(f"{student_dir.name!r}: not a usable student id (letters, digits, . _ @ -)")
+    for entry in sorted(submissions.iterdir()):
+        if not entry.is_dir():
+            skipped.append(f"{entry.name}: not in a student folder (expected submissions/<student>/<lab>.ipynb)")
             continue
-        for nb in sorted(student_dir.glob("*.ipynb")):
-            lab = labs.get(nb.stem)
-            if lab is None:  # accept '02.ipynb' or '02_anything.ipynb' when the number is unique
-                number = nb.stem[:2]
-                matches = [p for stem, p in labs.items() if stem[:2] == number] if number.isdigit() else []
-                lab = matches[0] if len(matches) == 1 else None
-            if lab is None:
-                skipped.append(f"{student_dir.name}/{nb.name}: no lab with that name in {labs_dir}")
-                continue
-            jobs.append(Job(student_dir.name, lab, nb))
+        if entry.name.startswith(".") or not _STUDENT_RE.match(entry.name):
+            skipped.append(f"{entry.name!r}: not a usable student id (letters, digits, . _ @ -)")
+            continue
+        chosen: dict[Path, list[Path]] = {}
+        for item in sorted(entry.iterdir()):
+            where = f"{entry.name}/{item.name}"
+            if item.is_dir():
+                skipped.append(f"{where}/: a sub-folder; notebooks must sit directly in {entry.name}/")
+            elif not item.name.lower().endswith(".ipynb"):
+                skipped.append(f"{where}: not a notebook (.ipynb)")
+            elif (lab := _lab_for(item.name[: -len(".ipynb")], labs)) is None:
+                skipped.append(f"{where}: no lab with that name in {labs_dir}")
+            else:
+                chosen.setdefault(lab, []).append(item)
+        for lab, files in chosen.items():
+            files.sort(key=lambda f: (f.stat().st_mtime, f.name))
+            for older in files[:-1]:
+                skipped.append(f"{entry.name}/{older.name}: another file for {lab.stem}; the newest, "
+                               f"{files[-1].name}, is graded")
+            jobs.append(Job(entry.name, lab, files[-1]))
     return jobs, skipped
 
 
