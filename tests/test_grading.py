@@ -325,3 +325,36 @@ def test_find_jobs_accounts_for_every_file(tmp_path):
     assert "ada/nested/: a sub-folder" in text and "ada/notes.txt: not a notebook" in text
     assert f"bob/{older.name}: another file for {LAB}" in text and "stray.ipynb: not in a student folder" in text
     assert len(skipped) == 4
+
+
+def test_feedback_keeps_the_key_out_of_every_output_and_sanitises_student_text(tmp_path):
+    """An ordinary cell that prints hidden-test or solution text (inside a longer line), an exception quoting it,
+    a 5 MB single-line print, and script links / remote images in a student's text: none reach the page."""
+    from nbformat.v4 import new_markdown_cell, new_output
+
+    from course_lib.grading.autograde import ExerciseGrade, SubmissionResult, merge
+    from course_lib.grading.execute import CellRun
+    from course_lib.grading.feedback import secrets_of, write_feedback
+
+    instructor = nbf.read(FIXTURE)
+    secrets = secrets_of(instructor)
+    assert secrets, "the fixture has hidden tests and solutions"
+    graded = merge(instructor, student_version(instructor))[0]  # what the grader runs: the lab with the stubs
+    leak = new_code_cell("print(In[-3])")
+    leak.outputs = [new_output("stream", name="stdout", text=f"sneaky: >>{secrets[0]}<< and more\n")]
+    quoted = new_code_cell("raise ValueError")
+    quoted.outputs = [new_output("error", ename="ValueError", evalue=f"x {secrets[-1]} y", traceback=["..."])]
+    huge = new_code_cell("print('A' * 5_000_000)")
+    huge.outputs = [new_output("stream", name="stdout", text="A" * 5_000_000 + "\n")]
+    note = new_markdown_cell("[click me](javascript:alert(document.cookie)) ![t](https://tracker.example/p.png)")
+    graded.cells += [leak, quoted, huge, note]
+    runs = [CellRun(i, "ok") for i in range(len(graded.cells))]
+    result = SubmissionResult("mallory", LAB, grades=[ExerciseGrade("ex", "code", 0.0, 1.0, "failed", "[x](javascript:alert(2))")],
+                              notes=["![p](https://tracker.example/q.png)"])
+    page = write_feedback(graded, runs, result, tmp_path / "fb.html", instructor=instructor).read_text(encoding="utf-8")
+    assert not any(s in page for s in secrets if len(s) > 20), "a secret line reached the page"
+    assert "2 output(s) were removed" in page
+    assert len(page) < 1_000_000 and "more characters cut" in page
+    assert not re.search(r"""href\s*=\s*["']?\s*javascript:""", page, re.I), "a script link survived in the page"
+    assert not re.search(r"""src\s*=\s*["']?\s*(https?:)?//tracker""", page, re.I), "a remote image survived in the page"
+    assert "[click me](#link-removed)" in page or "#link-removed" in page

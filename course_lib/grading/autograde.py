@@ -207,7 +207,7 @@ def grade_notebook(source_path: str | Path, submission_path: str | Path, student
     if feedback_path is not None:
 
         try:
-            write_feedback(graded, runs, result, feedback_path)
+            write_feedback(graded, runs, result, feedback_path, instructor=source)
         except Exception as exc:  # the grades stand without the HTML
             result.error = f"feedback not written: {type(exc).__name__}: {exc}"
     return result

@@ -2,15 +2,19 @@
 
 Test cells show their visible part and a one-line verdict (points, and the
 exception's name and message when they failed), never a traceback, since
-tracebacks quote the hidden lines. Student outputs and markdown go through
-nbconvert's ``SanitizeHTML`` (no script reaches the page) and long outputs are
-cut with nbgrader's ``LimitOutput``.
+tracebacks quote the hidden lines. Every output of every cell is searched for
+text of the hidden tests, solutions and mark schemes (anywhere in it, not only
+as a whole line) and removed when it holds some; each output is capped in bytes,
+and long ones in lines (nbgrader's ``LimitOutput``). The score table is built
+first and then sanitised with everything else (nbconvert's ``SanitizeHTML``);
+markdown links to scripts and remote images in a student's text are removed.
 """
 
 from __future__ import annotations
 
 import copy
 import html
+import re
 from pathlib import Path
 
 from nbformat import NotebookNode
@@ -18,11 +22,56 @@ from nbformat.v4 import new_markdown_cell, new_output
 
 from ..atomic import atomic_write_text
 from . import notebook as nbf
-from .release import leaks
+from .release import _distinctive, _without_secrets, leaks
+
+OUTPUT_BYTES = 20_000  # per output: one runaway print must not make a 100 MB page
+REDACTED = ("[output removed from the feedback: it quoted text of the hidden tests, a solution or the mark scheme]\n")
+_UNSAFE_LINK = re.compile(r"\]\(\s*<?\s*(?:javascript|vbscript|data|file):[^)]*\)", re.IGNORECASE)
+_REMOTE_IMAGE = re.compile(r"!\[[^\]]*\]\(\s*<?\s*(?:https?:)?//[^)]*\)|<img\b[^>]*>", re.IGNORECASE)
 
 
 def _cell_text(text: str) -> str:
-    return html.escape(text.replace("|", "/").replace("\n", " "), quote=False)
+    """A student-supplied string as inert table text: no HTML, no markdown link or image syntax."""
+    text = html.escape(text.replace("|", "/").replace("\n", " "), quote=False)
+    return re.sub(r"([\[\]()!`*_])", r"\\\1", text)
+
+
+def secrets_of(instructor: NotebookNode) -> list[str]:
+    """Distinctive lines of the instructor's solutions, hidden tests and mark schemes that the public lab lacks."""
+    public = {line.strip() for cell in _without_secrets(instructor).cells for line in cell.source.split("\n")}
+    return sorted({line.strip() for line in nbf.secret_lines(instructor) if _distinctive(line)} - public)
+
+
+def _output_text(out) -> str:
+    parts = [out.get("text", ""), out.get("evalue", ""), *out.get("traceback", [])]
+    parts += [v for v in out.get("data", {}).values() if isinstance(v, str)]
+    return "\n".join(p if isinstance(p, str) else "".join(p) for p in parts)
+
+
+def _guard_outputs(fb: NotebookNode, secrets: list[str]) -> int:
+    """Remove outputs that quote a secret and cap the rest in bytes, in place; return how many were removed."""
+    removed = 0
+    for cell in fb.cells:
+        outputs = []
+        for out in cell.get("outputs", []):
+            if any(s in _output_text(out) for s in secrets):
+                removed += 1
+                out = new_output("stream", name="stdout", text=REDACTED)
+            for key in ("text", "evalue"):
+                if isinstance(out.get(key), str) and len(out[key].encode()) > OUTPUT_BYTES:
+                    out[key] = out[key][:OUTPUT_BYTES] + f"\n[... {len(out[key]) - OUTPUT_BYTES:,} more characters cut]\n"
+            if "traceback" in out:
+                out["traceback"] = [line[:OUTPUT_BYTES] for line in out["traceback"][:50]]
+            for mime, value in list(out.get("data", {}).items()):
+                if isinstance(value, str) and len(value.encode()) > OUTPUT_BYTES * (50 if mime.startswith("image/") else 1):
+                    out["data"] = {"text/plain": f"[{mime} output of {len(value):,} characters cut]"}
+                    break
+            outputs.append(out)
+        if "outputs" in cell:
+            cell.outputs = outputs
+        if cell.cell_type == "markdown":  # a student's markdown: no script links, no remote images (trackers)
+            cell.source = _REMOTE_IMAGE.sub("[image removed]", _UNSAFE_LINK.sub("](#link-removed)", cell.source))
+    return removed
 
 
 def summary_markdown(result) -> str:
@@ -60,8 +109,9 @@ def _visible_part(source: str) -> str:
     return "\n".join(kept)
 
 
-def feedback_notebook(graded: NotebookNode, runs: list, result) -> NotebookNode:
-    """The notebook a student may see: verdicts instead of test outputs, hidden tests removed."""
+def feedback_notebook(graded: NotebookNode, runs: list, result, secrets: list[str] = ()) -> NotebookNode:
+    """The notebook a student may see: verdicts instead of test outputs, hidden tests removed, no output quoting
+    a ``secret`` line, every output capped in bytes, everything sanitised (the score table too)."""
     from nbconvert.preprocessors.sanitize import SanitizeHTML
     from nbgrader.preprocessors import LimitOutput
 
@@ -72,20 +122,29 @@ def feedback_notebook(graded: NotebookNode, runs: list, result) -> NotebookNode:
         cell.source = _visible_part(cell.source)
         points = float(nbf.meta(cell).get("points", 0))
         run = runs[i]
+        message = "(message hidden: it quoted a hidden test)" if any(s in run.evalue for s in secrets) else run.evalue
         verdict = (f"\u2713 passed ({points:g} / {points:g} points)" if run.status == "ok"
-                   else f"\u2717 failed (0 / {points:g} points): {run.ename}: {run.evalue}".rstrip(": "))
+                   else f"\u2717 failed (0 / {points:g} points): {run.ename}: {message}".rstrip(": "))
         cell.outputs = [new_output("stream", name="stdout", text=verdict + "\n")]
+    removed = _guard_outputs(fb, list(secrets))
     fb, _ = LimitOutput().preprocess(fb, {})
+    summary = summary_markdown(result)
+    if removed:
+        summary += f"\n\n{removed} output(s) were removed from this page: they quoted hidden test or solution text."
+    fb.cells.insert(0, new_markdown_cell(summary))
     fb, _ = SanitizeHTML().preprocess(fb, {})  # student HTML/JS outputs and raw HTML in markdown: escaped or dropped
-    fb.cells.insert(0, new_markdown_cell(summary_markdown(result)))
     return fb
 
 
-def write_feedback(graded: NotebookNode, runs: list, result, path: str | Path) -> Path:
-    """Write the feedback HTML atomically; refuse if a test cell would still show a hidden line."""
+def write_feedback(graded: NotebookNode, runs: list, result, path: str | Path,
+                   instructor: NotebookNode | None = None) -> Path:
+    """Write the feedback HTML atomically; refuse if a test cell would still show a hidden line.
+
+    ``instructor``: the lab's instructor version, whose solution, hidden-test and mark-scheme lines no output
+    of the page may quote (without it, only the hidden tests of ``graded`` are searched for)."""
     from nbconvert import HTMLExporter
 
-    fb = feedback_notebook(graded, runs, result)
+    fb = feedback_notebook(graded, runs, result, secrets_of(instructor if instructor is not None else graded))
     tests_only = copy.deepcopy(graded)
     tests_only.cells = [c for c in tests_only.cells if nbf.is_test(c)]
     shown = copy.deepcopy(fb)
