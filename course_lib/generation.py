@@ -207,7 +207,6 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None =
     course_cached = (getattr(model, "family", None) == "decoder-only" and use_cache
                      and input_ids.size(1) + settings.max_new_tokens <= cfg.max_seq_len)
     B = input_ids.size(0)
-    cache = None
 
     if hf_seq2seq:
         # transformers 5 renamed the key/value cache argument from past_key_values to cache.
@@ -220,13 +219,11 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None =
         seq = torch.full((B, 1), cfg.bos_token_id, dtype=torch.long, device=device)
     else:
         seq = input_ids
+        cache = model.new_cache() if course_cached else None
     prompt_len = 0 if (hf_seq2seq or course_seq2seq) else input_ids.size(1)
     start = seq.size(1)
     past = None
     finished = torch.zeros(B, dtype=torch.bool, device=device)
-    if course_cached:
-        cache, mask = model.new_cache(), attention_mask
-        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)  # left padding: each row's first real token at 0
     for _ in range(settings.max_new_tokens):
         if hf_seq2seq:
             out = model(encoder_outputs=encoder_outputs, attention_mask=attention_mask, **{cache_arg: past},
@@ -235,26 +232,21 @@ def decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None =
         elif course_seq2seq:
             out = model(None, attention_mask, decoder_input_ids=seq[:, -1:] if cache is not None else seq,
                         encoder_output=memory, cache=cache)
-        elif course_cached:
-            fresh = seq[:, -1:] if cache.length else seq  # the whole prompt first, then one token a step
-            out = model(fresh, attention_mask=mask, cache=cache, position_ids=positions[:, -fresh.size(1):])
-        else:
+        else:  # a causal LM: the prompt and what it wrote so far
             mask = torch.cat([attention_mask, torch.ones_like(seq[:, prompt_len:])], dim=1)  # (B, T)
             max_len = getattr(cfg, "max_seq_len", None)
-            if max_len is not None:  # a course_lib model sees at most max_seq_len tokens
-                seq_in, mask = seq[:, -max_len:], mask[:, -max_len:]
-            else:
-                seq_in = seq
+            if max_len is not None and not course_cached:  # re-run: a course_lib model sees at most max_seq_len tokens
+                mask = mask[:, -max_len:]
             # Left padding: a row's first real token is at position 0, as it would be alone (model.generate does the same).
             positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
-            out = model(seq_in, attention_mask=mask, position_ids=positions)
+            seq_in = seq[:, -mask.size(1):]
+            if course_cached and cache.length:  # earlier keys/values are in the cache: feed only the newest token
+                seq_in, positions = seq_in[:, -1:], positions[:, -1:]
+            out = model(seq_in, attention_mask=mask, position_ids=positions, **({"cache": cache} if course_cached else {}))
         logits = logits_of(out)[:, -1, :]  # (B, V)
         token = next_token(logits, settings, generator)  # (B,)
         token = torch.where(finished, torch.full_like(token, pad), token)
         seq = torch.cat([seq, token[:, None]], dim=1)
-        if course_cached:
-            mask = torch.cat([mask, torch.ones_like(token[:, None])], dim=1)
-            positions = torch.cat([positions, positions[:, -1:] + 1], dim=1)
         if settings.stop_at_eos and eos is not None:
             finished |= token == eos
             if bool(finished.all()):
