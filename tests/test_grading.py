@@ -334,7 +334,8 @@ def test_feedback_keeps_the_key_out_of_every_output_and_sanitises_student_text(t
 
     from course_lib.grading.autograde import ExerciseGrade, SubmissionResult, merge
     from course_lib.grading.execute import CellRun
-    from course_lib.grading.feedback import secrets_of, write_feedback
+    from course_lib.grading.feedback import write_feedback
+    from course_lib.grading.release import secrets_of
 
     instructor = nbf.read(FIXTURE)
     secrets = secrets_of(instructor)

@@ -22,7 +22,7 @@ from nbformat.v4 import new_markdown_cell, new_output
 
 from ..atomic import atomic_write_text
 from . import notebook as nbf
-from .release import _distinctive, _without_secrets, leaks
+from .release import leaks, secrets_of
 
 OUTPUT_BYTES = 20_000  # per output: one runaway print must not make a 100 MB page
 REDACTED = ("[output removed from the feedback: it quoted text of the hidden tests, a solution or the mark scheme]\n")
@@ -34,12 +34,6 @@ def _cell_text(text: str) -> str:
     """A student-supplied string as inert table text: no HTML, no markdown link or image syntax."""
     text = html.escape(text.replace("|", "/").replace("\n", " "), quote=False)
     return re.sub(r"([\[\]()!`*_])", r"\\\1", text)
-
-
-def secrets_of(instructor: NotebookNode) -> list[str]:
-    """Distinctive lines of the instructor's solutions, hidden tests and mark schemes that the public lab lacks."""
-    public = {line.strip() for cell in _without_secrets(instructor).cells for line in cell.source.split("\n")}
-    return sorted({line.strip() for line in nbf.secret_lines(instructor) if _distinctive(line)} - public)
 
 
 def _output_text(out) -> str:

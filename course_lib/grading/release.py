@@ -65,23 +65,25 @@ def _without_secrets_text(source: str) -> str:
     return "\n".join(kept)
 
 
-def leaks(instructor: NotebookNode, student: NotebookNode) -> list[str]:
-    """Secret lines of ``instructor`` (solutions, hidden tests, mark schemes) found in ``student``.
+def secrets_of(instructor: NotebookNode) -> list[str]:
+    """The distinctive lines of ``instructor``'s solutions, hidden tests and mark schemes, stripped.
 
     A line also present in the instructor version outside every secret region (an import
     the stub keeps, say) is public and not counted.
     """
-    secret = {line.strip() for line in nbf.secret_lines(instructor) if _distinctive(line)}
-    public = set()
-    for cell in _without_secrets(instructor).cells:
-        public.update(line.strip() for line in cell.source.split("\n"))
+    public = {line.strip() for cell in _without_secrets(instructor).cells for line in cell.source.split("\n")}
+    return sorted({line.strip() for line in nbf.secret_lines(instructor) if _distinctive(line)} - public)
+
+
+def leaks(instructor: NotebookNode, student: NotebookNode) -> list[str]:
+    """Secret lines of ``instructor`` (``secrets_of``) found as whole lines in ``student``, and secret markers."""
     student_lines = set()
     for cell in student.cells:
         student_lines.update(line.strip() for line in cell.source.split("\n"))
         for out in cell.get("outputs", []):
             student_lines.update(line.strip() for line in str(out.get("text", "")).split("\n"))
     markers = {f"### {nbf.SOLUTION_BEGIN}", f"### {nbf.HIDDEN_BEGIN}", nbf.SCHEME_BEGIN}
-    found = sorted((secret - public) & student_lines)
+    found = sorted(set(secrets_of(instructor)) & student_lines)
     found += [m for m in markers if any(m in line for line in student_lines)]
     return found
 
