@@ -26,19 +26,6 @@ from course_lib.training import TrainConfig, train
 COURSE_ROUGE1 = {"zero-shot": 0.2334, "full": 0.4216, "lora": 0.4081}  # the course's reported test ROUGE-1
 
 
-def summary_batches(tokenizer, rows, batch_size: int, seed: int):
-    examples = finetuning.instruction_examples(rows, tasks=("summary",), seed=seed)
-    pairs = finetuning.tokenize_examples(tokenizer, examples, max_source_tokens=prompting.DEFAULT_CONTEXT, max_target_tokens=128)
-    per_pass = max(1, len(pairs) // batch_size)
-
-    def batch(k: int) -> dict:
-        order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed + k // per_pass))
-        start = (k % per_pass) * batch_size
-        return finetuning.collate([pairs[int(i)] for i in order[start:start + batch_size]], tokenizer.pad_token_id)
-
-    return batch
-
-
 def rouge_on(model, tokenizer, rows, batch_size: int, max_new_tokens: int) -> dict:
     prompts = [prompting.flan_prompt(r["dialogue"]) for r in rows]
     outputs = generation.summarize(model, tokenizer, prompts, generation.GenerationSettings(max_new_tokens=max_new_tokens),
@@ -68,7 +55,8 @@ def main(argv=None) -> int:
     test_rows = list(hub.load_dataset("knkarthick/dialogsum", "test", test_view="dialogues"))[: args.n_test]
     base = base.to(device).eval()
     _, total = finetuning.count_trainable(base)
-    batches = summary_batches(tokenizer, train_rows, args.batch_size, args.seed)
+    batches = finetuning.instruction_batches(tokenizer, train_rows, ("summary",), args.batch_size, args.seed,
+                                             max_target_tokens=128)
     rows = [{"method": "zero-shot", "trainable": 0, "seconds": 0.0,
              **rouge_on(base, tokenizer, test_rows, 4 * args.batch_size, args.max_new_tokens)}]
     for method, lr in (("full", args.lr_full), ("lora", args.lr_lora)):

@@ -10,7 +10,9 @@ dialogue, never the task.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+
+import torch
 
 from ..checks import check_int
 from ..objectives import seq2seq_collate
@@ -84,3 +86,20 @@ def tokenize_examples(tokenizer, examples: Sequence[dict], max_source_tokens: in
 def collate(batch: Sequence[dict], pad_id: int = 0) -> dict:
     """Right-pad tokenized examples into ``{'input_ids', 'attention_mask', 'labels'}`` tensors (labels padded with -100)."""
     return seq2seq_collate([(ex["input_ids"], ex["labels"]) for ex in batch], pad_id)
+
+
+def instruction_batches(tokenizer, rows: Iterable[dict], tasks: Sequence[str], batch_size: int, seed: int = 0,
+                        max_source_tokens: int = DEFAULT_CONTEXT, max_target_tokens: int = 64) -> Callable[[int], dict]:
+    """index -> a training batch of ``rows`` written as instructions for ``tasks`` (``course_lib.training.train``
+    takes it): the examples reshuffled every pass, seeded, so step k always sees the same batch."""
+    check_int("instruction_batches", "batch_size", batch_size, 1)
+    examples = tokenize_examples(tokenizer, instruction_examples(rows, tasks=tasks, seed=seed),
+                                 max_source_tokens=max_source_tokens, max_target_tokens=max_target_tokens)
+    per_pass = max(1, len(examples) // batch_size)
+
+    def batch(k: int) -> dict:
+        order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed + k // per_pass))
+        start = (k % per_pass) * batch_size
+        return collate([examples[int(i)] for i in order[start:start + batch_size]], tokenizer.pad_token_id)
+
+    return batch

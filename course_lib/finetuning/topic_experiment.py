@@ -18,8 +18,6 @@ import copy
 import time
 from dataclasses import dataclass
 
-import torch
-
 from .. import evaluation, generation, prompting
 from ..checks import check_int, check_number
 from ..device import set_seed
@@ -75,18 +73,8 @@ def topic_prompt(dialogue: str) -> str:
 
 def topic_batches(tokenizer, rows, cfg: TopicExperimentConfig):
     """index -> batch of topic examples (a template drawn per example), reshuffled every pass, seeded."""
-    examples = instructions.instruction_examples(rows, tasks=("topic",), seed=cfg.seed)
-    pairs = instructions.tokenize_examples(tokenizer, examples, max_source_tokens=cfg.max_source_tokens,
-                                           max_target_tokens=cfg.max_new_tokens_topic)
-    per_pass = max(1, len(pairs) // cfg.batch_size)
-
-    def batch(k: int) -> dict:
-        order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(cfg.seed + k // per_pass))
-        start = (k % per_pass) * cfg.batch_size
-        chosen = [pairs[int(i)] for i in order[start:start + cfg.batch_size]]
-        return instructions.collate(chosen, tokenizer.pad_token_id)
-
-    return batch
+    return instructions.instruction_batches(tokenizer, rows, ("topic",), cfg.batch_size, cfg.seed,
+                                            cfg.max_source_tokens, cfg.max_new_tokens_topic)
 
 
 def _prepare(base, method: str, cfg: TopicExperimentConfig):
