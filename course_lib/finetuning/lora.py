@@ -176,15 +176,9 @@ def read_lora(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def count_trainable(model: nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameters, each shared tensor counted once."""
-    seen, trainable, total = set(), 0, 0
-    for p in model.parameters():
-        if id(p) in seen:
-            continue
-        seen.add(id(p))
-        total += p.numel()
-        trainable += p.numel() if p.requires_grad else 0
-    return trainable, total
+    """(trainable, total) parameters, each shared tensor counted once (``parameters()`` yields it once)."""
+    params = list(model.parameters())
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
 
 
 def lora_parameter_count(layer_shapes: list[tuple[int, int]], rank: int) -> int:
