@@ -17,9 +17,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import real_model_fixture
 from .atomic import atomic_write_text
-from .offline import RUN_LOG_ENV, read_run_log
+from .offline import RUN_LOG_ENV, local_cache_env, read_run_log
 
 REPO = Path(__file__).resolve().parent.parent
 LABS_DIR = REPO / "labs"
@@ -173,8 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     env = None
     if args.real_fixture is not None:
         cache = Path(args.real_fixture or Path(args.out) / "hf-fixture")
-        real_model_fixture.write_hf_cache(cache)
-        env = real_model_fixture.fixture_env(cache)
+        # in a child process: writing it loads transformers, which the runner itself never needs
+        subprocess.run([sys.executable, "-m", "course_lib.real_model_fixture", str(cache)], check=True)
+        env = local_cache_env(cache)
         print(f"models from the fixture cache {cache} (hf-cache rung, hub unreachable)", flush=True)
     results = run_labs(args.labs, smoke, Path(args.out), args.timeout, params, args.kernel, not args.no_html, env)
     table = summary_table(results)

@@ -111,6 +111,12 @@ def last_served(what: str = "model") -> Served:
     raise LookupError(f"nothing of kind {what!r} has been loaded in this process yet")
 
 
+def local_cache_env(cache_dir: str | os.PathLike) -> dict[str, str]:
+    """Environment variables that make a new process read models only from the Hugging Face cache in
+    ``cache_dir`` (the hub treated as unreachable): how the lab runner and the tests use the real-model fixture."""
+    return {"HF_HUB_CACHE": str(Path(cache_dir).resolve()), "HF_HUB_OFFLINE": "1"}
+
+
 # --- the run log -------------------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .atomic import atomic_write_text
+from .offline import local_cache_env
 from .standins import load_t5_standin, packaged_minilm_dir
 
 FIXTURE_NOTE = ("**course_lib test fixture.** Not the model this hub name refers to: {what}, saved with "
@@ -87,18 +88,13 @@ def write_hf_cache(cache_dir: str | os.PathLike, names: list[str] | None = None)
     return written
 
 
-def fixture_env(cache_dir: str | os.PathLike) -> dict[str, str]:
-    """Environment variables that make a new process read models from the fixture cache, hub unreachable."""
-    return {"HF_HUB_CACHE": str(Path(cache_dir).resolve()), "HF_HUB_OFFLINE": "1"}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_lib.real_model_fixture", description=__doc__.splitlines()[0])
     parser.add_argument("cache_dir", help="folder to write the Hugging Face cache into")
     args = parser.parse_args(argv)
     for name, snapshot in write_hf_cache(args.cache_dir).items():
         print(f"{name}: {snapshot}")
-    print("use it with: " + " ".join(f"{k}={v}" for k, v in fixture_env(args.cache_dir).items()))
+    print("use it with: " + " ".join(f"{k}={v}" for k, v in local_cache_env(args.cache_dir).items()))
     return 0
 
 

@@ -24,8 +24,8 @@ def real_dialogsum_dir() -> Path:
 def real_model_cache(tmp_path_factory) -> dict[str, str]:
     """A local Hugging Face cache holding small real-architecture models under the labs' hub names; returns the
     environment variables that make a new process load from it (hf-cache rung, hub unreachable)."""
-    from course_lib import real_model_fixture
+    from course_lib import offline, real_model_fixture
 
     cache = tmp_path_factory.mktemp("hf-fixture")
     real_model_fixture.write_hf_cache(cache)
-    return real_model_fixture.fixture_env(cache)
+    return offline.local_cache_env(cache)
