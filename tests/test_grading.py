@@ -101,11 +101,11 @@ SUBMISSIONS = {
     "untouched": (_released(), 0, 0, ["still the stub"]),
     "partial": (_answer(NAIVE_SOFTMAX, HALF_MASK), 0, 1, ["NaN", "ex_mask_tests_edge failed"]),
     "syntax_and_exit": (_answer("def softmax(x, axis=-1)\n    return x", EXIT_MASK), 0, 0, ["SyntaxError", "SystemExit"]),
-    "loop_and_hog": (_answer(LOOP, HOG_MASK), 0, 0, ["TimeLimitExceeded", "MemoryError"]),
+    "loop_and_hog": (_answer(LOOP, HOG_MASK), 0, 0, ["TimeLimitExceeded", ("MemoryError", "SIGKILL")]),
     "abort_and_os_exit": (_answer(ABORT_SOFTMAX, HARD_EXIT_MASK), 0, 0, ["SIGABRT", "exited with code 1"]),
     "tampered": (_answer(WRONG_SOFTMAX, "def causal_mask(T):\n    return None", edit=_tamper), 0, 0,
                  ["'ex_softmax_tests' was deleted", "'ex_mask_tests' was edited", "read-only cell 'tolerance' was edited"]),
-    "fake_output": (_answer(HIDE_TRACEBACKS, edit=_fake_output), 0, 2, ["CheckFailed"]),
+    "fake_output": (_answer(HIDE_TRACEBACKS, edit=_fake_output), 0, 2, ["values differ"]),
     "helper_cell": (_answer(edit=_helper_cell), 2, 2, []),
 }
 
@@ -132,8 +132,8 @@ def test_release_has_no_instructor_content_and_runs_to_the_end_unanswered(tmp_pa
     instructor = nbf.read(FIXTURE)
     released = _released()
     text = json.dumps(released)
-    for secret in ("BEGIN SOLUTION", "HIDDEN TESTS", "MARK SCHEME", "big_logits_row", "weights = np.exp(shifted)",
-                   "np.tril(np.ones((T, T), dtype=bool))", "One point for overflow", "shift invariance", "dtype == bool"):
+    for secret in ("BEGIN SOLUTION", "HIDDEN TESTS", "MARK SCHEME", "np.array([[1000.0, 0.0, -1000.0]])", "weights = np.exp(shifted)",
+                   "np.tril(np.ones((T, T), dtype=bool))", "One point for overflow", "shift invariance", "graded_expected"):
         assert secret in json.dumps(instructor), f"fixture lost {secret!r}"
         assert secret not in text, f"{secret!r} leaked into the student version"
     assert "raise NotImplementedError(\"Exercise 'ex_softmax' is not answered yet" in _cell(released, "ex_softmax").source
@@ -171,7 +171,7 @@ def test_release_refuses_broken_markup():
     from course_lib.grading.release import leaks
 
     found = leaks(nb, nb)  # the instructor version "leaks" every secret line into itself
-    assert any("big_logits_row" in line for line in found) and any("np.tril" in line for line in found)
+    assert any("1000.0" in line for line in found) and any("np.tril" in line for line in found)
     assert not leaks(nb, student_version(nb))
 
 
@@ -185,13 +185,13 @@ def test_every_submission_gets_the_points_it_earned(graded):
         assert grades["ex_softmax"].points == softmax_pts, (student, grades["ex_softmax"])
         assert grades["ex_mask"].points == mask_pts, (student, grades["ex_mask"])
         reasons = " ".join(g.reason for g in grades.values()) + " ".join(results[student].notes)
-        for word in words:
-            assert word in reasons, f"{student}: expected {word!r} in {reasons!r}"
+        for word in words:  # a word, or a tuple of alternatives (a memory hog meets MemoryError or the OOM killer)
+            assert any(w in reasons for w in ((word,) if isinstance(word, str) else word)), f"{student}: expected {word!r} in {reasons!r}"
         written = grades["written_softmax_shift"]
         assert (written.points, written.status) == ((0.0, "not attempted") if student == "untouched" else (None, "manual"))
     assert results["partial"].grades[1].status == "partial"
     assert any("'bonus' is not part of the lab" in n for n in results["fake_output"].notes)
-    assert any("uses get_ipython" in n and "review by hand" in n for n in results["fake_output"].notes)
+    assert any("uses get_ipython" in n and "flagged" in n for n in results["fake_output"].notes)
     assert not results["correct"].notes and not results["helper_cell"].notes
     assert results["garbled"].error and results["garbled"].points == 0
 
@@ -213,7 +213,7 @@ def test_grades_csv_and_feedback(graded):
     for student in SUBMISSIONS:
         page = (root / "grades" / "feedback" / student / f"{LAB}.html").read_text(encoding="utf-8")
         assert "Feedback: 01_fixture" in page and "hidden tests, not shown" in page
-        for hidden in ("big_logits_row", "columns sum to one", "dtype == bool", "One point for overflow"):
+        for hidden in ("graded_expected", "GRADED", "scipy.special import softmax", "np.tril(np.ones((T, T)", "One point for overflow"):
             assert hidden not in page, f"{student}'s feedback shows hidden test text {hidden!r}"
     page = (root / "grades" / "feedback" / "fake_output" / f"{LAB}.html").read_text(encoding="utf-8")
     assert "alert(1)" in page and "<script>alert(1)" not in page, "student HTML output must be escaped"
@@ -263,7 +263,7 @@ def test_validate_and_cli(tmp_path):
     cli = [sys.executable, "-m", "course_lib.grading"]
     done = subprocess.run([*cli, "release", "--labs-dir", str(labs), "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert (out / f"{LAB}.ipynb").exists() and "big_logits_row" not in (out / f"{LAB}.ipynb").read_text()
+    assert (out / f"{LAB}.ipynb").exists() and "graded_expected" not in (out / f"{LAB}.ipynb").read_text()
     mine = tmp_path / "mine.ipynb"
     nbf.write_atomic(_answer(NAIVE_SOFTMAX, edit=_edit_readonly), mine)
     done = subprocess.run([*cli, "validate", str(mine), "--cell-timeout", "30", "--memory-mb", "1024"],

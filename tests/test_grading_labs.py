@@ -16,6 +16,8 @@ from course_lib import labs
 from course_lib.grading import notebook as nbf
 from course_lib.grading.batch import GradingConfig, grade_submissions
 from course_lib.grading.execute import Limits
+from course_lib.grading.probe import load_probes
+from course_lib.grading.references import poisoned_copy
 from course_lib.grading.release import question_in_answer_cells, release_labs
 
 ALL_LABS = labs.discover()
@@ -56,6 +58,21 @@ def test_written_questions_survive_the_release(path):
     """nbgrader replaces a whole written-answer cell: the question must sit in a cell of its own."""
     lost = question_in_answer_cells(nbf.read(path))
     assert not lost, f"{path.name}: {lost}"
+
+
+@pytest.mark.parametrize("path", WITH_EXERCISES, ids=[p.stem for p in WITH_EXERCISES])
+def test_every_test_cell_has_a_probe_whose_references_exist(path, tmp_path):
+    """Each test cell's hidden region is a probe the grader can load, draw cases from, and whose references name
+    real course_lib functions (poisoned_copy raises for a name that matches nothing)."""
+    probes = load_probes(nbf.read(path), path.name)
+    tests = [t for e in nbf.exercises(nbf.read(path)) for t in e.test_ids]
+    assert sorted(probes) == sorted(tests)
+    for probe in probes.values():
+        cases = probe.make_cases(12345)
+        assert cases and all(isinstance(c, (tuple, dict)) for c in cases)
+        assert probe.references, f"{path.name} {probe.test_id}: name the course_lib reference an answer may not call"
+    copy = poisoned_copy(sorted({r for p in probes.values() for r in p.references}), tmp_path)
+    assert (copy / "__init__.py").exists()
 
 
 @pytest.mark.slow

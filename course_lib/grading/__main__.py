@@ -81,7 +81,9 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
 
-    results = load_results(args.grades)
+    results, ignored = load_results(args.grades)
+    for name in ignored:
+        print(f"ignored results/{name}: not written by the last grade run")
     applied = apply_manual_grades(results, args.manual) if args.manual else 0
     grades, totals = write_tables(results, args.grades)
     pending = sum(1 for r in results for g in r.grades if g.points is None)

@@ -3,13 +3,17 @@
 Each submission is graded by ``python -m course_lib.grading.autograde`` in its
 own process group, under a wall-clock limit; whatever happens to one (a hung
 worker, a crash of the grader itself) becomes a zero with a reason on that
-student's rows and the batch goes on. Results: ``grades.csv`` (one row per
-student, lab and exercise), ``totals.csv`` and ``feedback/<student>/<lab>.html``.
+student's rows and the batch goes on. Results, rewritten as each submission
+finishes: ``grades.csv`` (one row per student, lab and exercise), ``totals.csv``,
+``skipped.csv`` (every other file, with the reason), ``feedback/<student>/<lab>.html``
+and ``results/`` (one JSON per submission and a manifest of their checksums,
+which ``export`` trusts and nothing else).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -17,6 +21,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -100,37 +105,69 @@ def find_jobs(submissions: str | Path, labs_dir: str | Path) -> tuple[list[Job],
     return jobs, skipped
 
 
-def _grade_one(job: Job, config: GradingConfig) -> SubmissionResult:
-    out = Path(config.out_dir)
-    result_path = out / "results" / job.student / f"{job.lab.stem}.json"
-    result_path.parent.mkdir(parents=True, exist_ok=True)
-    result_path.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "course_lib.grading.autograde", str(job.lab), str(job.submission), str(result_path),
-           "--student", job.student, "--limits", json.dumps(asdict(config.limits))]
-    if config.feedback:
-        cmd += ["--feedback", str(out / "feedback" / job.student / f"{job.lab.stem}.html")]
-    wall = config.limits.time_limit + 180  # kernel start-up, replays and feedback on top of the notebook's limit
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    try:
-        _, stderr = proc.communicate(timeout=wall)
-        problem = "" if proc.returncode == 0 else f"the grader process failed (exit {proc.returncode}): {stderr.strip()[-400:]}"
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        problem = f"the grader process was stopped after {wall:.0f} s"
-    if not problem and result_path.exists():
-        result = read_result(result_path)
-        result.seconds = time.perf_counter() - start  # the whole process: start-up, kernel, replays, feedback
-        return result
-    result = SubmissionResult(job.student, job.lab.stem, seconds=time.perf_counter() - start, error=problem or "no result written")
-    result.grades = [ExerciseGrade(e.name, e.kind, 0.0, e.points, "failed", result.error) for e in nbf.exercises(nbf.read(job.lab))]
+def _failed_result(job: Job, reason: str, seconds: float) -> SubmissionResult:
+    result = SubmissionResult(job.student, job.lab.stem, seconds=seconds, error=reason)
+    result.grades = [ExerciseGrade(e.name, e.kind, 0.0, e.points, "failed", reason) for e in nbf.exercises(nbf.read(job.lab))]
     return result
 
 
+def _grade_one(job: Job, config: GradingConfig, private: Path, k: int) -> SubmissionResult:
+    """Grade one job in its own process; whatever happens, return a result (zeros with the reason on failure).
+
+    The grader process writes its result into ``private`` (a folder only this user can open, hidden from every
+    kernel); its output goes to files there, never to a pipe a student process could hold open."""
+    out = Path(config.out_dir)
+    result_path, log_path = private / f"{k}.json", private / f"{k}.log"
+    cmd = [sys.executable, "-m", "course_lib.grading.autograde", str(job.lab), str(job.submission), str(result_path),
+           "--student", job.student, "--limits", json.dumps(asdict(config.limits)),
+           "--hide", str(out.resolve()), "--hide", str(private)]
+    if config.feedback:
+        cmd += ["--feedback", str(out / "feedback" / job.student / f"{job.lab.stem}.html")]
+    wall = config.limits.time_limit * 2 + 180  # two runs (the second with the references unavailable), start-up, feedback
+    start = time.perf_counter()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                                env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    try:
+        code = proc.wait(timeout=wall)
+        problem = "" if code == 0 else f"the grader process failed (exit {code}): {_tail(log_path)}"
+    except subprocess.TimeoutExpired:
+        problem = f"the grader process was stopped after {wall:.0f} s"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # its kernels die with it (they are tied to their parent's life)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+    if not problem:
+        try:
+            result = read_result(result_path)
+            if (result.student, result.lab) != (job.student, job.lab.stem):
+                raise ValueError("the result names another submission")
+            result.seconds = time.perf_counter() - start  # the whole process: start-up, kernels, feedback
+            return result
+        except Exception as exc:
+            problem = f"the grader's result could not be read: {type(exc).__name__}: {exc}"
+    return _failed_result(job, problem, time.perf_counter() - start)
+
+
+def _tail(path: Path, n: int = 400) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - n))
+            return fh.read().decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+
+
 def grade_all(jobs: list[Job], config: GradingConfig, progress: bool = True) -> list[SubmissionResult]:
-    """Grade every job with ``config.workers`` processes at a time; results in job order."""
+    """Grade every job with ``config.workers`` processes at a time; results in job order.
+
+    The tables and results are rewritten as each submission finishes, so an interrupted batch keeps what it graded."""
     if config.workers < 1:
         raise ValueError(f"workers={config.workers}: need at least 1.")
     results: dict[int, SubmissionResult] = {}
@@ -139,10 +176,17 @@ def grade_all(jobs: list[Job], config: GradingConfig, progress: bool = True) -> 
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(jobs), desc="grading", unit="submission")
-    with ThreadPoolExecutor(max_workers=config.workers) as pool:
-        futures = {pool.submit(_grade_one, job, config): k for k, job in enumerate(jobs)}
+    with tempfile.TemporaryDirectory(prefix="course-grading-") as private, \
+            ThreadPoolExecutor(max_workers=config.workers) as pool:
+        os.chmod(private, 0o700)
+        futures = {pool.submit(_grade_one, job, config, Path(private), k): k for k, job in enumerate(jobs)}
         for future in as_completed(futures):
-            results[futures[future]] = future.result()
+            k = futures[future]
+            try:
+                results[k] = future.result()
+            except Exception as exc:  # a bug in the grader: this submission only
+                results[k] = _failed_result(jobs[k], f"grading failed: {type(exc).__name__}: {exc}", 0.0)
+            save_results([results[i] for i in sorted(results)], config.out_dir)
             if bar is not None:
                 bar.update(1)
     if bar is not None:
@@ -198,12 +242,46 @@ def write_tables(results: list[SubmissionResult], out_dir: str | Path) -> tuple[
     return grades, _write_csv(out_dir / "totals.csv", columns, totals)
 
 
-def load_results(out_dir: str | Path) -> list[SubmissionResult]:
-    """The results a previous ``grade`` run left in ``out_dir/results/<student>/<lab>.json``."""
-    paths = sorted((Path(out_dir) / "results").glob("*/*.json"))
-    if not paths:
-        raise FileNotFoundError(f"No grading results in {out_dir}/results; run `python -m course_lib.grading grade` first.")
-    return [read_result(p) for p in paths]
+MANIFEST = "manifest.json"
+
+
+def save_results(results: list[SubmissionResult], out_dir: str | Path) -> None:
+    """Write each result, the manifest of their checksums, and the tables, all atomically."""
+    out_dir = Path(out_dir)
+    sums = {}
+    for r in results:
+        rel = f"{r.student}/{r.lab}.json"
+        text = json.dumps(asdict(r), indent=1)
+        atomic_write_text(out_dir / "results" / rel, text)
+        sums[rel] = hashlib.sha256(text.encode()).hexdigest()
+    atomic_write_text(out_dir / "results" / MANIFEST, json.dumps({"results": sums}, indent=1))
+    write_tables(results, out_dir)
+
+
+def load_results(out_dir: str | Path) -> tuple[list[SubmissionResult], list[str]]:
+    """The results the last ``grade`` run wrote, as its manifest lists them; and what was ignored.
+
+    A result file the manifest does not list is ignored (named in the second list); one whose checksum
+    differs from the manifest's was changed after grading, and nothing is exported."""
+    results_dir = Path(out_dir) / "results"
+    manifest = results_dir / MANIFEST
+    if not manifest.exists():
+        raise FileNotFoundError(f"No grading results in {results_dir}; run `python -m course_lib.grading grade` first.")
+    sums = json.loads(manifest.read_text(encoding="utf-8"))["results"]
+    results, changed = [], []
+    for rel, digest in sums.items():
+        path = results_dir / rel
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        if hashlib.sha256(text.encode()).hexdigest() != digest:
+            changed.append(rel)
+            continue
+        results.append(read_result(path))
+    if changed:
+        raise RuntimeError(f"{len(changed)} result file(s) changed or vanished after grading ({', '.join(changed[:5])}); "
+                           "grade again rather than export them.")
+    ignored = sorted(str(p.relative_to(results_dir)) for p in results_dir.glob("*/*.json")
+                     if str(p.relative_to(results_dir)) not in sums)
+    return results, ignored
 
 
 def grade_submissions(submissions: str | Path, config: GradingConfig, manual: str | Path | None = None,
@@ -212,10 +290,13 @@ def grade_submissions(submissions: str | Path, config: GradingConfig, manual: st
     jobs, skipped = find_jobs(submissions, config.labs_dir)
     if not jobs:
         raise FileNotFoundError(f"No gradable notebooks in {submissions} (expected <student>/<lab>.ipynb). Skipped: {skipped}")
-    for stale in (Path(config.out_dir) / "results").glob("*/*.json"):  # results of an earlier run would mix into `export`
+    out = Path(config.out_dir)
+    for stale in (out / "results").glob("*/*.json"):  # results of an earlier run would mix into `export`
         stale.unlink()
+    (out / "results" / MANIFEST).unlink(missing_ok=True)
+    _write_csv(out / "skipped.csv", ["file", "reason"], [dict(zip(("file", "reason"), s.split(": ", 1))) for s in skipped])
     results = grade_all(jobs, config, progress)
     if manual is not None:
         apply_manual_grades(results, manual)
-    write_tables(results, config.out_dir)
+    save_results(results, config.out_dir)
     return results, skipped

@@ -103,9 +103,12 @@ def _visible_part(source: str) -> str:
     return "\n".join(kept)
 
 
-def feedback_notebook(graded: NotebookNode, runs: list, result, secrets: list[str] = ()) -> NotebookNode:
+def feedback_notebook(graded: NotebookNode, runs: list, result, secrets: list[str] = (),
+                      verdicts: dict | None = None) -> NotebookNode:
     """The notebook a student may see: verdicts instead of test outputs, hidden tests removed, no output quoting
-    a ``secret`` line, every output capped in bytes, everything sanitised (the score table too)."""
+    a ``secret`` line, every output capped in bytes, everything sanitised (the score table too).
+
+    ``verdicts``: {test id: Verdict} decided by the grader; without it a test cell's own run is shown."""
     from nbconvert.preprocessors.sanitize import SanitizeHTML
     from nbgrader.preprocessors import LimitOutput
 
@@ -114,11 +117,19 @@ def feedback_notebook(graded: NotebookNode, runs: list, result, secrets: list[st
         if not nbf.is_test(cell):
             continue
         cell.source = _visible_part(cell.source)
+        if verdicts is not None and "hidden tests, not shown" not in cell.source:  # graded by the grader's probe
+            cell.source = cell.source.rstrip("\n") + "\n# (hidden tests, not shown)"
         points = float(nbf.meta(cell).get("points", 0))
         run = runs[i]
-        message = "(message hidden: it quoted a hidden test)" if any(s in run.evalue for s in secrets) else run.evalue
-        verdict = (f"\u2713 passed ({points:g} / {points:g} points)" if run.status == "ok"
-                   else f"\u2717 failed (0 / {points:g} points): {run.ename}: {message}".rstrip(": "))
+        if verdicts is not None:
+            decided = verdicts.get(nbf.grade_id(cell))
+            passed, message = (decided.passed, decided.reason) if decided is not None else (False, "not graded")
+        else:
+            passed, message = run.status == "ok", f"{run.ename}: {run.evalue}"
+        if any(s in message for s in secrets):
+            message = "(message hidden: it quoted a hidden test)"
+        verdict = (f"\u2713 passed ({points:g} / {points:g} points)" if passed
+                   else f"\u2717 failed (0 / {points:g} points): {message}".rstrip(": "))
         cell.outputs = [new_output("stream", name="stdout", text=verdict + "\n")]
     removed = _guard_outputs(fb, list(secrets))
     fb, _ = LimitOutput().preprocess(fb, {})
@@ -131,14 +142,14 @@ def feedback_notebook(graded: NotebookNode, runs: list, result, secrets: list[st
 
 
 def write_feedback(graded: NotebookNode, runs: list, result, path: str | Path,
-                   instructor: NotebookNode | None = None) -> Path:
+                   instructor: NotebookNode | None = None, verdicts: dict | None = None) -> Path:
     """Write the feedback HTML atomically; refuse if a test cell would still show a hidden line.
 
     ``instructor``: the lab's instructor version, whose solution, hidden-test and mark-scheme lines no output
     of the page may quote (without it, only the hidden tests of ``graded`` are searched for)."""
     from nbconvert import HTMLExporter
 
-    fb = feedback_notebook(graded, runs, result, secrets_of(instructor if instructor is not None else graded))
+    fb = feedback_notebook(graded, runs, result, secrets_of(instructor if instructor is not None else graded), verdicts)
     tests_only = copy.deepcopy(graded)
     tests_only.cells = [c for c in tests_only.cells if nbf.is_test(c)]
     shown = copy.deepcopy(fb)

@@ -41,7 +41,14 @@ def meta(cell: NotebookNode) -> dict:
 
 
 def grade_id(cell: NotebookNode) -> str | None:
-    return meta(cell).get("grade_id")
+    """The cell's nbgrader id; None when it has none or it is not text (a submission may carry anything)."""
+    gid = meta(cell).get("grade_id")
+    return gid if isinstance(gid, str) and gid else None
+
+
+def hidden_source(cell: NotebookNode) -> str:
+    """The text of a test cell's hidden-test regions (the probe the grader runs), markers excluded."""
+    return "\n".join("\n".join(region) for region in _regions(cell.source, HIDDEN_BEGIN, HIDDEN_END))
 
 
 def is_solution(cell: NotebookNode) -> bool:
