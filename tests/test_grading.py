@@ -25,6 +25,7 @@ from course_lib.grading import notebook as nbf
 from course_lib.grading.batch import GradingConfig, find_jobs, grade_submissions
 from course_lib.grading.execute import Limits
 from course_lib.grading.release import student_version
+from course_lib.grading.sandbox import isolation_mode
 
 FIXTURE = Path(__file__).parent / "fixtures" / "grading_lab.ipynb"
 LAB = "01_fixture"
@@ -277,6 +278,7 @@ def test_validate_and_cli(tmp_path):
                            "--workers", "1", "--quiet", "--memory-mb", "1024"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"ada\s+01_fixture\s+4/4 \+2", done.stdout), done.stdout
+    assert f"student kernels: {isolation_mode()}; memory: " in done.stdout, done.stdout
     assert (tmp_path / "grades" / "feedback" / "ada" / f"{LAB}.html").exists()
 
 

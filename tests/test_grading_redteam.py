@@ -10,7 +10,7 @@ the comparison or the probe, an input transformer); answers that call course_lib
 reference (an alias, a re-executed source file, a stash between the two runs); containment
 (reading the instructor source and other submissions, killing the grader and classmates,
 detached processes that write later or hold pipes); memory in a shared mapping; a flood
-of output; bookkeeping (an answer in a later cell, a malformed grade_id, ghost or edited
+of output; bookkeeping (an answer in a later cell or an earlier one, a malformed grade_id, ghost or edited
 results at export).
 """
 
@@ -165,6 +165,12 @@ def _late_answer(nb, cell):  # the answer cell left as the stub, the answer in a
     nb.cells.insert(nb.cells.index(cell["ex_mask_tests_edge"]) + 1, new_code_cell(GOOD_MASK))
 
 
+def _early_answer(nb, cell):  # the answer in a new cell above the answer cell, which still holds the stub
+    stub = student_version(nbf.read(FIXTURE))
+    cell["ex_mask"].source = next(c.source for c in stub.cells if nbf.grade_id(c) == "ex_mask")
+    nb.cells.insert(nb.cells.index(cell["ex_mask"]), new_code_cell(GOOD_MASK))
+
+
 def _bad_grade_id(nb, cell):
     extra = new_code_cell("x = 1")
     extra.metadata["nbgrader"] = {"grade": True, "grade_id": ["not", "text"], "points": 99, "solution": False}
@@ -185,6 +191,7 @@ def _submissions(paths: dict[str, str]):
         "shared_memory": (lambda: _notebook(mask=SHARED_MASK), 2, 0, []),
         "flood": (lambda: _notebook(after_tests='print("x" * 100_000_000)\nfor _ in range(50):\n    print("y" * 2**20)'), 2, 2, []),
         "late_answer": (lambda: _notebook(edit=_late_answer), 2, 2, ["after its test"]),
+        "early_answer": (lambda: _notebook(edit=_early_answer), 2, 0, ["replaced it", "flagged for a look"]),
         "bad_grade_id": (lambda: _notebook(edit=_bad_grade_id), 2, 2, ["grade_id is not text"]),
     }
 
@@ -245,6 +252,7 @@ def test_every_attack_earns_exactly_what_its_honest_part_deserves(attacked):
         text = " ".join(g.reason for g in r.grades) + " " + " ".join(r.notes)
         for word in words:
             assert word in text, f"{student}: expected {word!r} in {text!r}"
+        assert "not attempted" not in {g.status for g in r.grades}, f"{student}: every exercise was attempted"
 
 
 def test_nothing_outside_the_output_folder_changed_and_nothing_survives(attacked):

@@ -15,8 +15,10 @@ from pathlib import Path
 
 from . import notebook as nbf
 from .batch import REPO, GradingConfig, apply_manual_grades, grade_submissions, load_results, write_tables
+from .cgroup import MemoryCgroup
 from .execute import Limits
 from .release import question_in_answer_cells, release_labs
+from .sandbox import isolation_mode
 from .validate import validate
 
 
@@ -67,6 +69,11 @@ def cmd_release(args: argparse.Namespace) -> int:
 def cmd_grade(args: argparse.Namespace) -> int:
     config = GradingConfig(labs_dir=Path(args.labs_dir), out_dir=Path(args.out), workers=args.workers,
                            limits=_limits(args, args.workers), feedback=not args.no_feedback)
+    group = MemoryCgroup.create(64)
+    memory = "a memory cgroup per run" if group is not None else "an address-space limit (no writable memory cgroup)"
+    if group is not None:
+        group.remove()
+    print(f"student kernels: {isolation_mode()}; memory: {memory} (docs/INSTRUCTORS.md, threat model)")
     results, skipped = grade_submissions(args.submissions, config, manual=args.manual, progress=not args.quiet)
     for line in skipped:
         print(f"skipped {line}")

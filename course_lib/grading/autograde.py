@@ -227,10 +227,21 @@ def _failure(run: CellRun) -> str:
     return f"{run.ename}: {run.evalue}".strip(": ") if run.evalue else run.ename
 
 
+def _defined_in_added_cells(graded: NotebookNode, released: NotebookNode, name: str) -> bool:
+    """Whether a code cell the student added (not a lab cell) defines ``name``."""
+    lab_sources = {c.source.strip() for c in released.cells}
+    pattern = re.compile(rf"^\s*(def\s+{re.escape(name)}\s*\(|{re.escape(name)}\s*=)", re.M)
+    return any(c.cell_type == "code" and not nbf.meta(c) and c.source.strip() not in lab_sources
+               and pattern.search(c.source) for c in graded.cells)
+
+
 def score(source: NotebookNode, graded: NotebookNode, runs: list[CellRun], notes: list[str],
-          per_exercise: dict[str, str], verdicts: dict[str, Verdict]) -> list[ExerciseGrade]:
-    """One grade per exercise from its tests' verdicts (all or nothing per test cell)."""
-    released = {nbf.grade_id(c): c.source for c in student_version(source).cells if nbf.grade_id(c)}
+          per_exercise: dict[str, str], verdicts: dict[str, Verdict],
+          functions: dict[str, str] | None = None) -> list[ExerciseGrade]:
+    """One grade per exercise from its tests' verdicts (all or nothing per test cell). ``functions``: {test id:
+    the function its probe calls}, to flag an answer written in an added cell that the stub then replaced."""
+    released_nb = student_version(source)
+    released = {nbf.grade_id(c): c.source for c in released_nb.cells if nbf.grade_id(c)}
     index = {nbf.grade_id(c): i for i, c in enumerate(graded.cells) if nbf.grade_id(c)}
     points_of = {nbf.grade_id(c): float(nbf.meta(c).get("points", 0)) for c in source.cells if nbf.is_test(c)}
     grades = []
@@ -257,7 +268,13 @@ def score(source: NotebookNode, graded: NotebookNode, runs: list[CellRun], notes
             else:
                 reasons.append(f"{tid} failed ({verdict.reason})")
         reasons += [n for n in notes if any(f"'{t}'" in n for t in ex.test_ids)]
-        if unanswered and earned == 0:
+        moved = sorted({functions[t] for t in ex.test_ids if t in (functions or {})
+                        and _defined_in_added_cells(graded, released_nb, functions[t])})
+        if unanswered and earned == 0 and moved:
+            status, reasons = "failed", [f"an added cell defines {', '.join(moved)}, but the answer cell still holds "
+                                         "the stub, which replaced it when it ran: put your answer in the answer cell"]
+            notes.append(f"{ex.name}: an answer in an added cell was replaced by the stub (0 points); flagged for a look.")
+        elif unanswered and earned == 0:
             status, reasons = "not attempted", ["the answer is still the stub (raise NotImplementedError())"]
         else:
             status = "passed" if earned == ex.points else ("failed" if earned == 0 else "partial")
@@ -323,7 +340,8 @@ def grade_notebook(source_path: str | Path, submission_path: str | Path, student
                 verdicts[tid] = Verdict(False, f"with course_lib's own {used} unavailable, your answer fails "
                                                f"({verdict.reason}): write it yourself instead of calling the reference")
     shown, shown_runs = without_probes(probed, runs)
-    result.grades = score(source, shown, shown_runs, notes, per_exercise, verdicts)
+    result.grades = score(source, shown, shown_runs, notes, per_exercise, verdicts,
+                          {tid: p.function for tid, p in probes.items()})
     result.failed_cells = [f"cell {r.index}: {_failure(r)}" for r, c in zip(shown_runs, shown.cells)
                            if r.status != "ok" and not nbf.meta(c)]
     result.notes = notes
