@@ -124,6 +124,34 @@ def test_kernel_sees_and_touches_only_what_it_may(tmp_path, outside_tmp):
 
 
 @needs_namespaces
+def test_paths_under_tmp_stay_visible_read_only(tmp_path):
+    """A checkout in /tmp (a CI clone: the repository, its virtual environment) and an overlay whose source is in
+    /tmp stay visible behind the kernel's private /tmp, read-only; the rest of the real /tmp does not."""
+    checkout, target, source, other = (tmp_path / n for n in ("checkout", "pkg", "pkg-copy", "other"))
+    for folder in (checkout, target, source, other):
+        folder.mkdir()
+    (checkout / "lib.txt").write_text("lib")
+    (target / "mod.py").write_text("original")
+    (source / "mod.py").write_text("overlay")
+    (other / "secret.txt").write_text("secret")
+    for path in [tmp_path, *tmp_path.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    work = tmp_path / "work"
+    work.mkdir()
+    checks = {
+        "checkout readable": f"assert open({str(checkout / 'lib.txt')!r}).read() == 'lib'",
+        "checkout read-only": f"try:\n    open({str(checkout / 'new.txt')!r}, 'w')\nexcept OSError:\n    pass\n"
+                              "else:\n    raise AssertionError('wrote into the checkout')",
+        "overlay": f"assert open({str(target / 'mod.py')!r}).read() == 'overlay'",
+        "rest of /tmp hidden": f"assert not os.path.exists({str(other / 'secret.txt')!r})",
+    }
+    isolation = Isolation(readonly=[str(checkout), str(target)], overlays={str(target): str(source)})
+    runs = run_notebook(_notebook("import os", *checks.values()), LIMITS, cwd=str(work), isolation=isolation)
+    for run, name in zip(runs[1:], checks):
+        assert run.status == "ok", (name, run)
+
+
+@needs_namespaces
 def test_kernel_home_is_private_and_the_model_cache_loads_read_only(tmp_path, monkeypatch):
     """Libraries that write under ~ (datasets, matplotlib) get a private writable home; models the grader
     downloaded (here the offline fixture, in a hub cache under /tmp, which the kernel's own /tmp hides) load."""

@@ -183,42 +183,70 @@ def _bind(source: str, target: str, readonly: bool) -> None:
     _mount(None, target, None, MS_REMOUNT | MS_BIND | _kept_flags(target) | (MS_RDONLY if readonly else 0))
 
 
-def _expose(path: str) -> None:
-    """Make ``path`` reachable for an unprivileged user: an empty tmpfs over its first closed ancestor
-    (e.g. a 0700 /root holding pyenv; the rest of it stays hidden), with ``path`` bound back inside."""
-    parts = Path(path).parts
-    for depth in range(2, len(parts)):
-        ancestor = str(Path(*parts[:depth]))
-        if not os.stat(ancestor).st_mode & 0o001:
-            fd = os.open(path, os.O_PATH | os.O_DIRECTORY)
-            _mount("tmpfs", ancestor, "tmpfs", MS_NOSUID | MS_NODEV, "size=16k,mode=755")
-            os.makedirs(path, mode=0o755, exist_ok=True)
-            _bind(f"/proc/self/fd/{fd}", path, readonly=True)
-            _mount(None, ancestor, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
-            os.close(fd)
-            return
+def _restore(paths: list[str], fds: dict[str, int]) -> None:
+    """Bind each missing path of ``paths`` back, read-only, from the descriptor opened before the mounts hid it."""
+    for path in sorted(paths, key=len):
+        if os.path.exists(path):  # inside one already bound back
+            continue
+        source = f"/proc/self/fd/{fds[path]}"
+        if os.path.isdir(source):
+            os.makedirs(path, mode=0o755)
+        else:
+            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+            open(path, "a").close()
+        _bind(source, path, readonly=True)
+
+
+def _expose(paths: list[str], fds: dict[str, int]) -> None:
+    """Make ``paths`` reachable for an unprivileged user: an empty tmpfs over each first closed ancestor
+    (e.g. a 0700 /root holding pyenv; the rest of it stays hidden), with the paths bound back inside."""
+    by_ancestor: dict[str, list[str]] = {}
+    for path in paths:
+        parts = Path(path).parts
+        for depth in range(2, len(parts)):
+            ancestor = str(Path(*parts[:depth]))
+            if not os.stat(ancestor).st_mode & 0o001:
+                by_ancestor.setdefault(ancestor, []).append(path)
+                break
+    for ancestor, inside in by_ancestor.items():
+        _mount("tmpfs", ancestor, "tmpfs", MS_NOSUID | MS_NODEV, "size=16k,mode=755")
+        _restore(inside, fds)
+        _mount(None, ancestor, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+
+
+def _under_private_tmp(path: str) -> bool:
+    return any(path == tmp or path.startswith(tmp + "/") for tmp in _PRIVATE_TMP)
 
 
 def _set_up_mounts(iso: dict, cwd: str, as_nobody: bool) -> None:
-    """The kernel's view of the file system (in our private mount namespace); cwd stays writable."""
+    """The kernel's view of the file system (in our private mount namespace); cwd stays writable.
+
+    The private /tmp, /var/tmp and /dev/shm come first; what must stay visible (the interpreter, the read-only
+    paths such as a checkout and its virtual environment, even in /tmp; an overlay's source) is opened
+    beforehand and bound back."""
     cwd_fd = os.open(cwd, os.O_PATH | os.O_DIRECTORY)
-    if as_nobody:  # the interpreter (say pyenv in a 0700 /root) must stay reachable for user nobody
-        for prefix in sorted({os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)}):
-            _expose(prefix)
-    for path in iso["readonly"]:
-        if os.path.exists(path):
-            _bind(path, path, readonly=True)
-    for target, source in iso["overlays"].items():
-        if os.path.exists(target) and os.path.exists(source):
-            _bind(source, target, readonly=True)
+    keep = sorted({os.path.realpath(p) for p in [sys.base_prefix, sys.prefix, *iso["readonly"]] if os.path.exists(p)}, key=len)
+    fds = {path: os.open(path, os.O_PATH) for path in keep}
+    sources = {target: os.open(source, os.O_PATH) for target, source in iso["overlays"].items() if os.path.exists(source)}
+    for path in _PRIVATE_TMP:
+        if os.path.isdir(path):
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size={iso['tmp_mb']}m,mode=1777")
+    _restore([p for p in keep if _under_private_tmp(p)], fds)
+    if as_nobody:  # the interpreter (say pyenv in a 0700 /root) and the checkout must stay reachable for nobody
+        _expose(keep, fds)
+    for path in keep:
+        _bind(path, path, readonly=True)
+    for fd in fds.values():
+        os.close(fd)
+    for target, fd in sources.items():
+        if os.path.exists(target):
+            _bind(f"/proc/self/fd/{fd}", target, readonly=True)
+        os.close(fd)
     for path in iso["hide"]:
         if os.path.isdir(path):
             _mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=16k,mode=755")
         elif os.path.exists(path):
             _bind("/dev/null", path, readonly=True)
-    for path in _PRIVATE_TMP:
-        if os.path.isdir(path):
-            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"size={iso['tmp_mb']}m,mode=1777")
     try:  # the cwd, writable, at its own path (it may be under /tmp or a read-only path)
         os.makedirs(cwd, exist_ok=True)
         _bind(f"/proc/self/fd/{cwd_fd}", cwd, readonly=False)
