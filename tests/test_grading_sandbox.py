@@ -151,6 +151,17 @@ def test_paths_under_tmp_stay_visible_read_only(tmp_path):
         assert run.status == "ok", (name, run)
 
 
+def test_the_grading_kernel_sees_the_data_read_only_and_not_the_key(tmp_path, monkeypatch):
+    from course_lib.grading.autograde import REPO, kernel_isolation
+
+    monkeypatch.setenv("DIALOGSUM_DIR", str(tmp_path))
+    iso = kernel_isolation([str(tmp_path / "grades")])
+    assert str(tmp_path.resolve()) in iso.readonly and str(REPO) in iso.readonly
+    assert {str(REPO / "labs"), str(REPO / ".git"), str((tmp_path / "grades").resolve())} <= set(iso.hide)
+    monkeypatch.setenv("DIALOGSUM_DIR", str(tmp_path / "missing"))
+    assert str(tmp_path / "missing") not in kernel_isolation([]).readonly
+
+
 @needs_namespaces
 def test_kernel_home_is_private_and_the_model_cache_loads_read_only(tmp_path, monkeypatch):
     """Libraries that write under ~ (datasets, matplotlib) get a private writable home; models the grader

@@ -291,9 +291,14 @@ REPO = PACKAGE.parent
 
 def kernel_isolation(hide: list[str], overlays: dict[str, str] | None = None) -> Isolation:
     """What the student's kernel may see: not the instructor source (labs/, the git history), the submissions or
-    any grading output; the repository and the Python environment read-only; ``overlays`` mounted over paths."""
+    any grading output; the repository, the Python environment and ``DIALOGSUM_DIR`` read-only; ``overlays``
+    mounted over paths."""
     hidden = {str(Path(p).resolve()) for p in hide} | {str(REPO / ".git"), str(REPO / "labs")}
-    return Isolation(hide=sorted(hidden), overlays=dict(overlays or {}), readonly=sorted({str(REPO), sys.prefix}))
+    readonly = {str(REPO), sys.prefix}
+    data = os.environ.get("DIALOGSUM_DIR")  # the labs read it; it may sit under /tmp, which the kernel gets its own of
+    if data and os.path.isdir(data):
+        readonly.add(str(Path(data).resolve()))
+    return Isolation(hide=sorted(hidden), overlays=dict(overlays or {}), readonly=sorted(readonly))
 
 
 def _run(nb: NotebookNode, limits: Limits, student: str, hide: list[str], overlays: dict[str, str] | None = None) -> list[CellRun]:
