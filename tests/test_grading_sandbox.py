@@ -40,14 +40,6 @@ def _cmdlines_with(marker: str) -> list[str]:
     return found
 
 
-def _have_cgroup() -> bool:
-    group = MemoryCgroup.create(64)
-    if group is None:
-        return False
-    group.remove()
-    return True
-
-
 @pytest.fixture
 def outside_tmp():
     """A folder outside /tmp, /var/tmp and /dev/shm (the kernel gets its own tmpfs there), readable by all."""
@@ -193,7 +185,7 @@ def test_kernel_home_is_private_and_the_model_cache_loads_read_only(tmp_path, mo
 @needs_namespaces
 def test_shared_memory_counts_against_the_limit(tmp_path):
     name = f"course-shm-{uuid.uuid4().hex}"
-    cgroup = _have_cgroup()
+    cgroup = MemoryCgroup.available()
     writes = {
         # anonymous MAP_SHARED memory is not in RLIMIT_DATA: the cgroup (or RLIMIT_AS) must stop it
         "mmap": ("import mmap\nm = mmap.mmap(-1, 1536 * 2**20, flags=mmap.MAP_SHARED)\n"

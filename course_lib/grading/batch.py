@@ -30,10 +30,9 @@ from pathlib import Path
 from ..atomic import atomic_write_text
 from ..checks import check_int
 from . import notebook as nbf
-from .autograde import ExerciseGrade, SubmissionResult, read_result
+from .autograde import REPO, ExerciseGrade, SubmissionResult, read_result
 from .execute import Limits
 
-REPO = Path(__file__).resolve().parents[2]
 GRADE_COLUMNS = ["student", "lab", "exercise", "points", "max_points", "status", "reason"]
 _STUDENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
 
@@ -120,7 +119,7 @@ def _grade_one(job: Job, config: GradingConfig, private: Path, k: int) -> Submis
     result_path, log_path = private / f"{k}.json", private / f"{k}.log"
     cmd = [sys.executable, "-m", "course_lib.grading.autograde", str(job.lab), str(job.submission), str(result_path),
            "--student", job.student, "--limits", json.dumps(asdict(config.limits)),
-           "--hide", str(out.resolve()), "--hide", str(private)]
+           "--hide", str(out.resolve())]  # it hides its result's folder (``private``) itself
     if config.feedback:
         cmd += ["--feedback", str(out / "feedback" / job.student / f"{job.lab.stem}.html")]
     wall = config.limits.time_limit * 2 + 180  # two runs (the second with the references unavailable), start-up, feedback
@@ -164,13 +163,16 @@ def _tail(path: Path, n: int = 400) -> str:
         return ""
 
 
-def grade_all(jobs: list[Job], config: GradingConfig, progress: bool = True) -> list[SubmissionResult]:
+def grade_all(jobs: list[Job], config: GradingConfig, progress: bool = True,
+              written: dict[str, str] | None = None) -> list[SubmissionResult]:
     """Grade every job with ``config.workers`` processes at a time; results in job order.
 
-    The tables and results are rewritten as each submission finishes, so an interrupted batch keeps what it graded."""
+    The tables and the finished submission's result are written as each submission finishes, so an interrupted
+    batch keeps what it graded (``written``: as in ``save_results``)."""
     if config.workers < 1:
         raise ValueError(f"workers={config.workers}: need at least 1.")
     results: dict[int, SubmissionResult] = {}
+    written = {} if written is None else written
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -186,7 +188,7 @@ def grade_all(jobs: list[Job], config: GradingConfig, progress: bool = True) -> 
                 results[k] = future.result()
             except Exception as exc:  # a bug in the grader: this submission only
                 results[k] = _failed_result(jobs[k], f"grading failed: {type(exc).__name__}: {exc}", 0.0)
-            save_results([results[i] for i in sorted(results)], config.out_dir)
+            save_results([results[i] for i in sorted(results)], config.out_dir, written)
             if bar is not None:
                 bar.update(1)
     if bar is not None:
@@ -245,15 +247,20 @@ def write_tables(results: list[SubmissionResult], out_dir: str | Path) -> tuple[
 MANIFEST = "manifest.json"
 
 
-def save_results(results: list[SubmissionResult], out_dir: str | Path) -> None:
-    """Write each result, the manifest of their checksums, and the tables, all atomically."""
+def save_results(results: list[SubmissionResult], out_dir: str | Path, written: dict[str, str] | None = None) -> None:
+    """Write each result, the manifest of their checksums, and the tables, all atomically.
+
+    ``written``: {result file: checksum} this batch already wrote (updated here); those files are not rewritten."""
     out_dir = Path(out_dir)
+    written = {} if written is None else written
     sums = {}
     for r in results:
         rel = f"{r.student}/{r.lab}.json"
         text = json.dumps(asdict(r), indent=1)
-        atomic_write_text(out_dir / "results" / rel, text)
         sums[rel] = hashlib.sha256(text.encode()).hexdigest()
+        if written.get(rel) != sums[rel]:
+            atomic_write_text(out_dir / "results" / rel, text)
+            written[rel] = sums[rel]
     atomic_write_text(out_dir / "results" / MANIFEST, json.dumps({"results": sums}, indent=1))
     write_tables(results, out_dir)
 
@@ -295,8 +302,9 @@ def grade_submissions(submissions: str | Path, config: GradingConfig, manual: st
         stale.unlink()
     (out / "results" / MANIFEST).unlink(missing_ok=True)
     _write_csv(out / "skipped.csv", ["file", "reason"], [dict(zip(("file", "reason"), s.split(": ", 1))) for s in skipped])
-    results = grade_all(jobs, config, progress)
+    written: dict[str, str] = {}
+    results = grade_all(jobs, config, progress, written)
     if manual is not None:
         apply_manual_grades(results, manual)
-    save_results(results, config.out_dir)
+    save_results(results, config.out_dir, written)  # only results the hand grades changed are rewritten
     return results, skipped

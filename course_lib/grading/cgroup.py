@@ -96,6 +96,14 @@ class MemoryCgroup:
             return group
         return None
 
+    @classmethod
+    def available(cls) -> bool:
+        """Whether this host lets us make one (tried: made and removed)."""
+        group = cls.create(64)
+        if group is not None:
+            group.remove()
+        return group is not None
+
     def _set_limit(self, memory_mb: int) -> None:
         limit = str(memory_mb * 2**20) if memory_mb > 0 else None
         if self.version == 2:
@@ -108,10 +116,6 @@ class MemoryCgroup:
             _write(self.path / "memory.limit_in_bytes", limit)
             if (self.path / "memory.memsw.limit_in_bytes").exists():  # memory + swap: no swapping around the limit
                 _write(self.path / "memory.memsw.limit_in_bytes", limit)
-
-    def add(self, pid: int) -> None:
-        """Move process ``pid`` (0: the caller) into the cgroup; its future children are born in it."""
-        _write(self.path / "cgroup.procs", str(pid))
 
     def pids(self) -> list[int]:
         try:
@@ -134,14 +138,6 @@ class MemoryCgroup:
                 except OSError:
                     pass
             time.sleep(0.05)
-
-    def peak_bytes(self) -> int | None:
-        """The most memory the cgroup used at once, in bytes (None when the kernel does not say)."""
-        name = "memory.peak" if self.version == 2 else "memory.max_usage_in_bytes"
-        try:
-            return int((self.path / name).read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
 
     def remove(self) -> None:
         """Delete the (empty) cgroup; processes still in it are killed first."""

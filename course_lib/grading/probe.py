@@ -120,9 +120,7 @@ def _frozen_tensor(data: list, dtype: str = "int64"):
     For cases whose other arguments cannot come back as data (a generator), where ``inputs_after`` cannot be used."""
     import torch
 
-    kind = getattr(torch, str(dtype), None)
-    if not isinstance(kind, torch.dtype):
-        raise ProbeDataError(f"frozen_tensor: unknown dtype {dtype!r}")
+    kind = _torch_dtype(dtype)
     with torch.inference_mode():
         return torch.tensor(data, dtype=kind)
 
@@ -187,6 +185,16 @@ def encode(value: Any, _depth: int = 0, _budget: list | None = None) -> Any:
                          "tensors or arrays")
 
 
+def _torch_dtype(name: Any):
+    """``torch.<name>`` when it is a dtype; else ProbeDataError."""
+    import torch
+
+    dtype = getattr(torch, str(name), None)
+    if not isinstance(dtype, torch.dtype):
+        raise ProbeDataError(f"probe data: unknown tensor dtype {name!r}")
+    return dtype
+
+
 def _HALF_DTYPES():
     import torch
 
@@ -249,9 +257,7 @@ def _decode_array(data: dict):
         return np.array(values, dtype=np.dtype(str(data["__ndarray__"]))).reshape(shape)
     import torch
 
-    dtype = getattr(torch, str(data["__tensor__"]), None)
-    if not isinstance(dtype, torch.dtype):
-        raise ProbeDataError(f"probe data: unknown tensor dtype {data['__tensor__']!r}")
+    dtype = _torch_dtype(data["__tensor__"])
     return torch.tensor(values, dtype=torch.float64 if dtype in _HALF_DTYPES() else dtype).to(dtype).reshape(shape)
 
 

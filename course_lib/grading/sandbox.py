@@ -328,9 +328,7 @@ def _init(plan: dict, kernel_args: list[str]) -> None:
         os.environ.pop("COURSE_SANDBOX_USERNS", None)
         os.environ.pop("JPY_PARENT_PID", None)  # its parent is this init (PID 1), which ipykernel reads as orphaned
         argv = [sys.executable, "-m", "ipykernel_launcher", *kernel_args]
-        if iso is not None:
-            os.environ.setdefault("IPYTHONDIR", "/tmp/.ipython")
-            os.environ.setdefault("MPLCONFIGDIR", "/tmp/.matplotlib")
+        if iso is not None:  # (IPython's and matplotlib's folders go in the private HOME)
             user = [f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"] if as_nobody else []
             argv = ["setpriv", *user, "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", *argv]
         os.execvp(argv[0], argv)
